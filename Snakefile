@@ -1,0 +1,21 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/mecab.smk"
+include: "rules/models.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

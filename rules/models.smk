@@ -1,0 +1,157 @@
+rule tokenize:
+    input:
+        unpack(model_files),
+        corpus="results/corpus/corpus.parquet",
+        code=lib("tokenstats", "models", "modelstage", "plotting"),
+    output:
+        tokens="results/tokens/{model}/tokens.parquet",
+        stats="results/tokens/{model}/stats.json",
+        top_csv="results/tokens/{model}/top_tokens.csv",
+        subwords_csv="results/tokens/{model}/subwords.csv",
+        stats_html=report(
+            "results/tokens/{model}/stats.html",
+            caption="../report/token_stats.rst",
+            category="Tokens",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "statistics"},
+        ),
+        hist=report(
+            "results/tokens/{model}/length_hist.png",
+            caption="../report/token_lengths.rst",
+            category="Tokens",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "sentence lengths"},
+        ),
+        top_html=report(
+            "results/tokens/{model}/top_tokens.html",
+            caption="../report/token_top.rst",
+            category="Tokens",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "frequent tokens"},
+        ),
+        subwords_html=report(
+            "results/tokens/{model}/subwords.html",
+            caption="../report/token_subwords.rst",
+            category="Tokens",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "subword splits"},
+        ),
+    params:
+        model=model_params,
+    log:
+        "results/logs/tokenize/{model}.log",
+    script:
+        "../scripts/tokenize_corpus.py"
+
+
+rule embed:
+    input:
+        unpack(model_files),
+        tokens="results/tokens/{model}/tokens.parquet",
+        code=lib("embeddings", "models", "modelstage", "tokenstats"),
+    output:
+        vocab="results/embeddings/{model}/vocab.npy",
+        vocab_table="results/embeddings/{model}/vocab.parquet",
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        facts="results/embeddings/{model}/facts.json",
+    params:
+        model=model_params,
+        embeddings=config["embeddings"],
+        device=config["device"],
+    threads: stage_threads("embed")
+    resources:
+        gpu=gpu_resources("embed"),
+    log:
+        "results/logs/embed/{model}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}.tsv"
+    script:
+        "../scripts/embed.py"
+
+
+rule project:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        tokens="results/tokens/{model}/tokens.parquet",
+        vocab="results/embeddings/{model}/vocab.npy",
+        vocab_table="results/embeddings/{model}/vocab.parquet",
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        facts="results/embeddings/{model}/facts.json",
+        code=lib("projection", "embeddings", "config"),
+    output:
+        table="results/projection/{model}/{target}.parquet",
+        facts="results/projection/{model}/{target}.json",
+    wildcard_constraints:
+        target="vocab|sentences",
+    params:
+        target=lambda wc: config["projection"][wc.target],
+        tsne=config["projection"]["tsne"],
+        column=lambda wc: MODELS[wc.model]["column"],
+    threads: stage_threads("tsne")
+    log:
+        "results/logs/project/{model}.{target}.log",
+    benchmark:
+        "results/benchmarks/project/{model}.{target}.tsv"
+    script:
+        "../scripts/project.py"
+
+
+rule plot_vocab_png:
+    input:
+        vocab="results/projection/{model}/vocab.parquet",
+        code=lib("plotting"),
+    output:
+        report(
+            "results/plots/{model}/vocab_{method}.png",
+            caption="../report/vocab_png.rst",
+            category="Embeddings",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "vocabulary {method}"},
+        ),
+    wildcard_constraints:
+        method="tsne|pca",
+    params:
+        label_count=config["plots"]["label_count"],
+    log:
+        "results/logs/plot/{model}.vocab_{method}.log",
+    script:
+        "../scripts/plot_vocab.py"
+
+
+rule plot_pages:
+    input:
+        vocab="results/projection/{model}/vocab.parquet",
+        sentences="results/projection/{model}/sentences.parquet",
+        code=lib("plotting"),
+    output:
+        vocab_html=report(
+            "results/plots/{model}/vocab.html",
+            caption="../report/vocab_html.rst",
+            category="Embeddings",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "vocabulary (interactive)"},
+        ),
+        sentences_png=report(
+            "results/plots/{model}/sentences.png",
+            caption="../report/sentences_png.rst",
+            category="Embeddings",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "sentences by layer"},
+        ),
+        sentences_html=report(
+            "results/plots/{model}/sentences.html",
+            caption="../report/sentences_html.rst",
+            category="Embeddings",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "sentences (interactive)"},
+        ),
+    params:
+        max_html_points=config["plots"]["max_html_points"],
+    log:
+        "results/logs/plot/{model}.pages.log",
+    script:
+        "../scripts/plot_pages.py"

@@ -1,0 +1,107 @@
+"""Checks of the config that a JSON schema cannot express. Run at workflow start (after the schema
+has filled in defaults), so a bad config fails before any job, with one line naming the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import SOURCE_KEYS
+from .stage import UserError
+
+
+def check_config(config: dict[str, Any]) -> None:
+    sources = config["corpus"]["sources"]
+    names = [s["name"] for s in sources]
+    _unique(names, "corpus.sources[].name")
+    for src in sources:
+        given = [k for k in ("url", "path") if src.get(k)]
+        if len(given) != 1:
+            raise UserError(
+                f"corpus source '{src['name']}': give exactly one of url, path (found "
+                f"{given or 'none'})"
+            )
+        if src.get("sha256") and not src.get("url"):
+            raise UserError(
+                f"corpus source '{src['name']}': sha256 is only checked for url sources; "
+                "remove it or use url:"
+            )
+
+    models = config["models"]
+    _unique([m["name"] for m in models], "models[].name")
+    training = config.get("training", {})
+    for m in models:
+        given = [k for k in SOURCE_KEYS if m.get(k)]
+        if len(given) != 1:
+            raise UserError(
+                f"model '{m['name']}': give exactly one of {', '.join(SOURCE_KEYS)} "
+                f"(found {given or 'none'})"
+            )
+        if m.get("trained") and m["trained"] not in training:
+            raise UserError(
+                f"model '{m['name']}': trained: '{m['trained']}' is not a run under training: "
+                f"(runs: {', '.join(training) or 'none'}); add it or fix the name"
+            )
+        if m.get("revision") and not m.get("hub"):
+            raise UserError(f"model '{m['name']}': revision only applies to hub: models")
+
+    model_names = {m["name"] for m in models}
+    for run, t in training.items():
+        if t.get("init") == "pretrained":
+            base = t.get("base_model")
+            if base not in model_names:
+                raise UserError(
+                    f"training run '{run}': init: pretrained needs base_model: <name of an entry "
+                    f"in models:> (got {base!r}; models: {', '.join(sorted(model_names))})"
+                )
+            if next(m for m in models if m["name"] == base).get("trained") == run:
+                raise UserError(f"training run '{run}': base_model cannot be its own result")
+        masking = t.get("masking", {})
+        if masking.get("mask_replace", 0.8) + masking.get("random_replace", 0.1) > 1:
+            raise UserError(
+                f"training run '{run}': masking.mask_replace + masking.random_replace must be ≤ 1"
+            )
+        bert = t.get("bert", {})
+        if bert and bert.get("hidden_size", 256) % bert.get("num_attention_heads", 4):
+            raise UserError(
+                f"training run '{run}': bert.hidden_size ({bert.get('hidden_size')}) must be a "
+                f"multiple of bert.num_attention_heads ({bert.get('num_attention_heads')})"
+            )
+        if bert.get("max_position_embeddings", 128) < t.get("max_length", 128):
+            raise UserError(
+                f"training run '{run}': max_length ({t.get('max_length')}) exceeds "
+                f"bert.max_position_embeddings ({bert.get('max_position_embeddings')})"
+            )
+
+
+def _unique(values: list[str], key: str) -> None:
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise UserError(f"{key} must be unique; repeated: {', '.join(dup)}")
+
+
+def resolve_layers(spec: list[Any], n_layers: int) -> list[int]:
+    """Map configured layer specs (0, -1, 'first', 'middle', 'last', 'all') to indices into
+    hidden_states (0 = embedding output, n_layers = last encoder layer)."""
+    out: list[int] = []
+    for item in spec:
+        if item == "all":
+            out.extend(range(n_layers + 1))
+            continue
+        if item == "first":
+            idx = 0
+        elif item == "middle":
+            idx = (n_layers + 1) // 2
+        elif item == "last":
+            idx = n_layers
+        else:
+            idx = int(item)
+            if idx < 0:
+                idx += n_layers + 1
+        if not 0 <= idx <= n_layers:
+            raise UserError(
+                f"layer {item} is beyond the model's depth (hidden_states has {n_layers + 1} "
+                f"entries: 0 = embeddings … {n_layers} = last layer); fix projection.sentences.layers"
+            )
+        if idx not in out:
+            out.append(idx)
+    return out

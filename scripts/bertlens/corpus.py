@@ -1,0 +1,312 @@
+"""Corpus stage: download, read, map SNOW's columns, normalise, drop empty and duplicate rows."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .io import atomic_path, write_json, write_table
+from .stage import UserError
+
+log = logging.getLogger(__name__)
+
+# SNOW T15/T23 headers -> our column names
+SNOW_COLUMNS = {
+    "ID": "id",
+    "#日本語(原文)": "ja",
+    "#やさしい日本語": "easy_ja",
+    "#英語(原文)": "en",
+    "#固有名詞": "proper_noun",
+}
+TEXT_COLUMNS = ["ja", "easy_ja", "en", "proper_noun"]
+FORMATS = ("xlsx", "csv", "tsv", "txt")
+_XLSX_MAGIC = b"PK\x03\x04"
+_CHUNK = 1 << 16
+
+
+# --------------------------------------------------------------------------- download
+def source_format(source: dict[str, Any]) -> str:
+    if source.get("format"):
+        return source["format"]
+    name = source.get("url") or source.get("path") or ""
+    suffix = Path(name.split("?", 1)[0]).suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix
+    raise UserError(
+        f"corpus source '{source['name']}': cannot tell the format of '{name}'; add "
+        f"format: one of {', '.join(FORMATS)}"
+    )
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    fmt: str | None = None,
+    timeout: float = 60,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> dict[str, Any]:
+    """Stream ``url`` to ``dest`` with progress logging, a timeout, retries and verification.
+
+    The file is written under a temporary name and renamed only after its size (Content-Length),
+    its checksum (when ``sha256`` is given) and its type (an xlsx must be a zip archive, not an
+    HTML page) are verified. Returns facts for the provenance record.
+    """
+    dest = Path(dest)
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            return _download_once(url, dest, sha256, fmt, timeout)
+        except _Permanent as err:
+            raise UserError(str(err)) from None
+        except (urllib.error.URLError, OSError, _Transient) as err:
+            last = err
+            log.warning("download %s failed (attempt %d/%d): %s", url, attempt + 1, retries + 1, err)
+            if attempt < retries:
+                time.sleep(backoff * 2**attempt)
+    raise UserError(
+        f"could not download {url} after {retries + 1} attempts ({_reason(last)}); check the URL "
+        "and your network, or download the file yourself and use 'path:' instead of 'url:'"
+    )
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Permanent(Exception):
+    pass
+
+
+def _reason(err: Exception | None) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError):
+        reason = err.reason
+        if isinstance(reason, socket.gaierror):
+            return f"host name not found: {reason}"
+        return str(reason)
+    return str(err)
+
+
+def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
+    req = urllib.request.Request(url, headers={"User-Agent": "bertlens/0.1"})
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if 400 <= err.code < 500 and err.code not in (408, 429):
+            raise _Permanent(
+                f"download of {url} failed: HTTP {err.code} {err.reason}; check the URL in "
+                "corpus.sources"
+            ) from None
+        raise
+    with resp, atomic_path(dest) as tmp:
+        expected = resp.headers.get("Content-Length")
+        expected = int(expected) if expected and expected.isdigit() else None
+        digest = hashlib.sha256()
+        size = 0
+        next_report = 0.0
+        started = time.perf_counter()
+        with open(tmp, "wb") as fh:
+            while True:
+                chunk = resp.read(_CHUNK)
+                if not chunk:
+                    break
+                fh.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if expected and size / expected >= next_report:
+                    log.info("downloading %s: %d/%d bytes (%.0f%%)", url, size, expected,
+                             100 * size / expected)
+                    next_report += 0.25
+        if expected is not None and size != expected:
+            raise _Transient(f"truncated download: got {size} of {expected} bytes")
+        got = digest.hexdigest()
+        if sha256 and got.lower() != sha256.lower():
+            raise _Permanent(
+                f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {got}; the "
+                "file changed on the server or the sha256 in the config is wrong"
+            )
+        _check_type(tmp, fmt or "", url, resp.headers.get("Content-Type", ""))
+        log.info("downloaded %s: %d bytes in %.1f s, sha256 %s", url, size,
+                 time.perf_counter() - started, got)
+    return {"url": url, "bytes": size, "sha256": got}
+
+
+def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    looks_html = head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+    if fmt == "xlsx" and not head.startswith(_XLSX_MAGIC):
+        kind = "an HTML page" if looks_html or "html" in content_type else "not an xlsx file"
+        raise _Permanent(
+            f"{what} returned {kind} instead of an xlsx workbook; the link may point to a "
+            "download page: use the direct file URL"
+        )
+    if fmt in ("csv", "tsv", "txt") and looks_html:
+        raise _Permanent(
+            f"{what} returned an HTML page instead of a {fmt} file; use the direct file URL"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
+                text_column: str | None = None) -> pd.DataFrame:
+    """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"corpus source '{name}': file '{path}' does not exist; fix its path:")
+    if path.stat().st_size == 0:
+        raise UserError(f"corpus source '{name}': file '{path}' is empty; give a file with rows")
+    try:
+        if fmt == "xlsx":
+            try:
+                _check_type(path, "xlsx", f"corpus source '{name}' ({path})")
+            except _Permanent as err:
+                raise UserError(str(err)) from None
+            df = pd.read_excel(path, sheet_name=sheet, dtype=str, engine="openpyxl")
+        elif fmt in ("csv", "tsv"):
+            df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str,
+                             keep_default_na=False, encoding="utf-8")
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            column = text_column or "easy_ja"
+            df = pd.DataFrame({column: lines})
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
+            f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
+        ) from None
+    except (ValueError, KeyError) as err:
+        raise UserError(f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}") from None
+    df = df.rename(columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns})
+    present = [c for c in TEXT_COLUMNS if c in df.columns]
+    if not present:
+        raise UserError(
+            f"corpus source '{name}': '{path}' has none of the expected columns "
+            f"({', '.join(k for k in SNOW_COLUMNS if k != 'ID')} or {', '.join(TEXT_COLUMNS)}); "
+            f"found: {', '.join(map(str, df.columns)) or 'no columns'}"
+        )
+    if df.empty:
+        raise UserError(f"corpus source '{name}': '{path}' has a header but no rows")
+    if "id" not in df.columns:
+        df["id"] = [f"{name}-{i + 1}" for i in range(len(df))]
+    df = df[["id", *present]].copy()
+    df.insert(1, "source", name)
+    return df
+
+
+def normalize_text(text: Any, form: str = "NFKC") -> str:
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return ""
+    text = str(text)
+    if form == "NFKC":
+        import jaconv
+
+        text = jaconv.normalize(text, "NFKC")
+    elif form == "NFC":
+        import unicodedata
+
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
+
+
+def clean(frames: list[pd.DataFrame], required: list[str], dedupe_on: list[str],
+          normalize: str = "NFKC", max_rows: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """Concatenate sources, normalise every text, drop rows empty in a required column and
+    duplicates (on ``dedupe_on``); count both per source."""
+    df = pd.concat(frames, ignore_index=True)
+    for col in required:
+        if col not in df.columns:
+            raise UserError(
+                f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
+                f"it; the corpus has: {', '.join(c for c in df.columns if c in TEXT_COLUMNS)}. "
+                "Fix the model's column: or add a source with that column"
+            )
+    text_cols = [c for c in TEXT_COLUMNS if c in df.columns]
+    for col in text_cols:
+        df[col] = [normalize_text(v, normalize) for v in df[col]]
+    df["id"] = df["id"].astype(str)
+    stats: dict[str, Any] = {"rows_in": {}, "dropped_empty": {}, "dropped_duplicate": {}}
+    for name, group in df.groupby("source", sort=False):
+        stats["rows_in"][name] = int(len(group))
+    empty = (df[required] == "").any(axis=1) if required else pd.Series(False, index=df.index)
+    stats["dropped_empty"] = {k: int(v) for k, v in df[empty].groupby("source").size().items()}
+    df = df[~empty]
+    keys = [c for c in dedupe_on if c in df.columns]
+    if keys:
+        dup = df.duplicated(subset=keys, keep="first")
+        stats["dropped_duplicate"] = {
+            k: int(v) for k, v in df[dup].groupby("source").size().items()
+        }
+        df = df[~dup]
+    if max_rows:
+        df = df.head(max_rows)
+    df = df.reset_index(drop=True)
+    if df.empty:
+        raise UserError(
+            "the corpus is empty after dropping rows with empty "
+            f"{'/'.join(required)} and duplicates; check the source files"
+        )
+    stats["rows_out"] = int(len(df))
+    stats["columns"] = {}
+    for col in text_cols:
+        lengths = df[col].str.len()
+        stats["columns"][col] = {
+            "non_empty": int((df[col] != "").sum()),
+            "chars_mean": round(float(lengths.mean()), 2),
+            "chars_median": float(lengths.median()),
+            "chars_max": int(lengths.max()),
+        }
+    return df, stats
+
+
+def build_corpus(sources: list[dict[str, Any]], files: dict[str, str], required: list[str],
+                 dedupe_on: list[str], normalize: str, max_rows: int | None,
+                 out_table: str, out_stats: str) -> dict[str, Any]:
+    """Read every source (``files`` maps source name to a local file: the path given in the
+    config or the downloaded copy), clean them together and write the table and its stats."""
+    frames = []
+    for src in sources:
+        fmt = source_format(src)
+        frames.append(read_source(files[src["name"]], fmt, src["name"], src.get("sheet", 0),
+                                  src.get("text_column")))
+    df, stats = clean(frames, required, dedupe_on, normalize, max_rows)
+    stats["sources"] = [
+        {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
+        for src in sources
+    ]
+    stats["normalize"] = normalize
+    write_table(out_table, df)
+    write_json(out_stats, stats)
+    log.info("corpus: %d rows (in: %s; empty dropped: %s; duplicates dropped: %s)",
+             stats["rows_out"], stats["rows_in"], stats["dropped_empty"],
+             stats["dropped_duplicate"])
+    return stats
+
+
+def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
+    """One row per source plus the total, for the report."""
+    rows = []
+    for name, n_in in stats["rows_in"].items():
+        rows.append({
+            "source": name,
+            "rows read": n_in,
+            "empty dropped": stats["dropped_empty"].get(name, 0),
+            "duplicates dropped": stats["dropped_duplicate"].get(name, 0),
+        })
+    total = {k: sum(r[k] for r in rows) for k in ("rows read", "empty dropped", "duplicates dropped")}
+    rows.append({"source": "total", **total})
+    df = pd.DataFrame(rows)
+    df["rows kept"] = df["rows read"] - df["empty dropped"] - df["duplicates dropped"]
+    return df

@@ -1,0 +1,153 @@
+"""Embedding stage: the input token-embedding matrix and per-layer sentence vectors.
+
+Sentence vectors are computed in batches sorted by length with padding only to the longest
+sentence of each batch, under ``torch.inference_mode``, and streamed into memory-mapped ``.npy``
+files of shape (layers + 1, sentences, hidden): memory is bounded by the batch, not the corpus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .io import atomic_path, write_table
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("cls", "mean", "pooler")
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Indices in batches of similar length (longest first, so memory peaks at once)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def pad_batch(seqs: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+        mask[i, : len(s)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool hidden states (..., batch, seq, hidden) to (..., batch, hidden): ``cls`` takes the
+    first position, ``mean`` averages over real (mask = 1) tokens, [CLS] and [SEP] included."""
+    if how == "cls":
+        return hidden[..., 0, :]
+    if how == "mean":
+        m = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * m).sum(-2) / m.sum(-2).clamp(min=1)
+    raise ValueError(f"unknown pooling {how!r}")
+
+
+def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, poolings: Sequence[str],
+           ) -> dict[str, torch.Tensor]:
+    """One forward pass; returns {pooling: (layers + 1, batch, hidden)} and ``pooler`` as
+    (1, batch, hidden) when the model has one."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
+    stacked = torch.stack(out.hidden_states)  # (L+1, B, T, H)
+    result = {}
+    for how in poolings:
+        if how == "pooler":
+            if getattr(out, "pooler_output", None) is not None:
+                result["pooler"] = out.pooler_output.unsqueeze(0)
+            continue
+        result[how] = pool(stacked, attention_mask, how)
+    return result
+
+
+def sentence_embeddings(model, ids: Sequence[np.ndarray], pad_id: int, batch_size: int,
+                        poolings: Sequence[str], out_paths: dict[str, str], device: str = "cpu",
+                        dtype: str = "float32") -> dict[str, Any]:
+    """Encode every sentence and stream each pooling to ``out_paths[pooling]`` (.npy)."""
+    n_layers = model.config.num_hidden_layers
+    hidden = model.config.hidden_size
+    has_pooler = getattr(model, "pooler", None) is not None
+    wanted = [p for p in poolings if p != "pooler" or has_pooler]
+    lengths = [len(s) for s in ids]
+    model.to(device)
+    started = time.perf_counter()
+    tokens = 0
+    padded = 0
+    # Each file is written under a temporary name and renamed only when all batches are done.
+    with contextlib.ExitStack() as stack:
+        arrays: dict[str, np.ndarray] = {}
+        for how in wanted:
+            tmp = stack.enter_context(atomic_path(out_paths[how], suffix=".npy"))
+            shape = (1 if how == "pooler" else n_layers + 1, len(ids), hidden)
+            arrays[how] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        with torch.inference_mode():
+            for b, batch in enumerate(length_sorted_batches(lengths, batch_size)):
+                input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
+                tokens += int(mask.sum())
+                padded += mask.numel()
+                pooled = encode(model, input_ids.to(device), mask.to(device), wanted)
+                for how, vecs in pooled.items():
+                    arrays[how][:, batch, :] = vecs.float().cpu().numpy()
+                if b % 20 == 0:
+                    done = min((b + 1) * batch_size, len(ids))
+                    log.info("encoded %d/%d sentences (%.1f s)", done, len(ids),
+                             time.perf_counter() - started)
+        for arr in arrays.values():
+            arr.flush()
+        arrays.clear()
+    elapsed = time.perf_counter() - started
+    skipped = [p for p in poolings if p not in wanted]
+    if skipped:
+        log.info("model has no pooler: pooling %s skipped", skipped)
+    return {
+        "sentences": len(ids),
+        "layers": n_layers + 1,
+        "hidden_size": hidden,
+        "poolings": wanted,
+        "skipped_poolings": skipped,
+        "tokens": tokens,
+        "padding_share": round(1 - tokens / max(padded, 1), 4),
+        "seconds": round(elapsed, 2),
+        "sentences_per_second": round(len(ids) / max(elapsed, 1e-9), 1),
+        "device": device,
+    }
+
+
+def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: str) -> dict:
+    """The input token-embedding matrix (whole vocabulary) with token strings and corpus
+    frequencies."""
+    weight = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    n = weight.shape[0]
+    tokens = tokenizer.convert_ids_to_tokens(list(range(min(n, len(tokenizer)))))
+    tokens += [f"<unused:{i}>" for i in range(len(tokens), n)]
+    special = set(tokenizer.all_special_ids)
+    freq = np.zeros(n, dtype=np.int64)
+    freq[: min(n, len(counts))] = counts[:n]
+    with atomic_path(out_npy, suffix=".npy") as tmp:
+        np.save(tmp, weight)
+    table = pd.DataFrame({
+        "token_id": np.arange(n),
+        "token": tokens,
+        "frequency": freq,
+        "special": [i in special for i in range(n)],
+        "subword": [t.startswith("##") for t in tokens],
+    })
+    write_table(out_table, table)
+    return {"vocab_size": n, "hidden_size": weight.shape[1],
+            "tokens_seen_in_corpus": int((freq > 0).sum())}
+
+
+def load_sentence_layer(path: str | Path, layer: int) -> np.ndarray:
+    """One layer of a stored sentence-embedding file, read through a memory map."""
+    arr = np.load(path, mmap_mode="r")
+    return np.asarray(arr[layer], dtype=np.float32)

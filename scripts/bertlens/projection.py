@@ -1,0 +1,100 @@
+"""Projection stage: t-SNE (openTSNE by default, scikit-learn selectable) and PCA to 2-D."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .stage import UserError
+
+log = logging.getLogger(__name__)
+
+
+def check_perplexity(perplexity: float, n_points: int, what: str) -> None:
+    """t-SNE needs about 3 x perplexity neighbours per point."""
+    limit = (n_points - 1) / 3
+    if perplexity >= limit:
+        raise UserError(
+            f"t-SNE perplexity {perplexity:g} is too large for {n_points} points ({what}); it must "
+            f"be below (points - 1) / 3 = {limit:.1f}: lower projection.tsne.perplexity"
+        )
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=0).fit_transform(x).astype(np.float32)
+
+
+def tsne_2d(x: np.ndarray, perplexity: float, seed: int, init: str = "pca",
+            metric: str = "cosine", n_iter: int = 500, backend: str = "opentsne",
+            threads: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+    """2-D t-SNE of ``x``; returns the coordinates and facts (KL divergence, seconds)."""
+    check_perplexity(perplexity, len(x), f"{len(x)} x {x.shape[1]} matrix")
+    started = time.perf_counter()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if backend == "opentsne":
+        from openTSNE import TSNE
+
+        emb = TSNE(n_components=2, perplexity=perplexity, metric=metric, initialization=init,
+                   n_iter=n_iter, random_state=seed, n_jobs=threads, verbose=False).fit(x)
+        coords = np.asarray(emb, dtype=np.float32)
+        kl = float(emb.kl_divergence)
+    elif backend == "sklearn":
+        from sklearn.manifold import TSNE
+
+        model = TSNE(n_components=2, perplexity=perplexity, metric=metric, init=init,
+                     max_iter=n_iter + 250, random_state=seed, n_jobs=threads)
+        coords = model.fit_transform(x).astype(np.float32)
+        kl = float(model.kl_divergence_)
+    else:
+        raise UserError(f"unknown t-SNE backend '{backend}'; use opentsne or sklearn")
+    facts = {"backend": backend, "perplexity": perplexity, "seed": seed, "init": init,
+             "metric": metric, "n_iter": n_iter, "points": len(x), "kl_divergence": kl,
+             "seconds": round(time.perf_counter() - started, 2)}
+    log.info("t-SNE (%s) of %d points: KL %.4f in %.1f s", backend, len(x), kl, facts["seconds"])
+    return coords, facts
+
+
+def project(x: np.ndarray, methods: list[str], tsne: dict[str, Any], threads: int = 1
+            ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    coords: dict[str, np.ndarray] = {}
+    facts: dict[str, Any] = {}
+    for method in methods:
+        if method == "pca":
+            started = time.perf_counter()
+            coords["pca"] = pca_2d(x)
+            facts["pca"] = {"seconds": round(time.perf_counter() - started, 2)}
+        elif method == "tsne":
+            coords["tsne"], facts["tsne"] = tsne_2d(
+                x, perplexity=tsne["perplexity"], seed=tsne["seed"], init=tsne["init"],
+                metric=tsne["metric"], n_iter=tsne["n_iter"], backend=tsne["backend"],
+                threads=threads)
+        else:
+            raise UserError(f"unknown projection method '{method}'; use tsne or pca")
+    return coords, facts
+
+
+def select_vocab(table: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
+    """Every token (default) or the ``max_points`` most frequent ones (ties by id)."""
+    if not max_points or max_points >= len(table):
+        return table
+    order = np.lexsort((table["token_id"].to_numpy(), -table["frequency"].to_numpy()))
+    return table.iloc[np.sort(order[:max_points])]
+
+
+def long_table(meta: pd.DataFrame, coords: dict[str, np.ndarray], **constant: Any) -> pd.DataFrame:
+    parts = []
+    for method, xy in coords.items():
+        part = meta.copy()
+        for key, value in constant.items():
+            part[key] = value
+        part["method"] = method
+        part["x"] = xy[:, 0]
+        part["y"] = xy[:, 1]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,71 @@
+"""What every stage script shares: logging into the rule's log file, one-line user errors, device
+choice and thread settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("bertlens")
+
+
+class UserError(Exception):
+    """A problem the user can fix: its message says what is wrong and how to fix it, in one line."""
+
+
+def setup_logging(logfile: str | None = None, level: int = logging.INFO) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logfile:
+        os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+        handlers.append(logging.FileHandler(logfile, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Give torch the cores Snakemake granted this job (and no more)."""
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def pick_device(preferred: str = "auto") -> str:
+    """cuda when present (or asked for), else cpu."""
+    import torch
+
+    if preferred == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preferred.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device '{preferred}' was requested but torch sees no CUDA GPU; "
+            "set device: auto (or cpu) in the config"
+        )
+    return preferred
+
+
+def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
+    """Entry point for ``script:`` stages: log to the rule's log file, turn UserError into one
+    clear line and a non-zero exit, and let anything else show its traceback in the log."""
+    logfile = snakemake.log[0] if len(snakemake.log) else None
+    setup_logging(logfile)
+    configure_threads(getattr(snakemake, "threads", None))
+    start = time.perf_counter()
+    log.info("rule %s started (wildcards: %s)", snakemake.rule, dict(snakemake.wildcards))
+    try:
+        main(snakemake)
+    except UserError as err:
+        log.error("%s", err)
+        print(f"ERROR [{snakemake.rule}]: {err}", file=sys.stderr)
+        sys.exit(1)
+    log.info("rule %s finished in %.1f s", snakemake.rule, time.perf_counter() - start)

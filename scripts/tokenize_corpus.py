@@ -1,0 +1,18 @@
+"""Tokenization stage: token ids, lengths and tokenizer statistics for one model."""
+
+from bertlens.io import write_sidecar
+from bertlens.modelstage import corpus_texts, provenance_of, spec_and_location
+from bertlens.models import load_tokenizer
+from bertlens.stage import run
+from bertlens.tokenstats import run_tokenization
+
+
+def main(sm):
+    spec, loc = spec_and_location(sm)
+    tokenizer = load_tokenizer(spec, loc)
+    texts = corpus_texts(sm.input.corpus, spec.column)
+    run_tokenization(tokenizer, texts, spec.column, spec.max_length, dict(sm.output), spec.name)
+    write_sidecar(sm.output.tokens, **provenance_of(spec, loc, tokenizer))
+
+
+run(snakemake, main)
