@@ -12,7 +12,9 @@ def main(sm):
     device = pick_device(sm.params.device)
     tokens = read_table(sm.input.tokens)
     counts = token_counts(tokens, len(tokenizer))
-    facts = {"vocab": vocab_matrix(model, tokenizer, counts, sm.output.vocab, sm.output.vocab_table)}
+    facts = {
+        "vocab": vocab_matrix(model, tokenizer, counts, sm.output.vocab, sm.output.vocab_table)
+    }
     cfg = sm.params.embeddings
     paths = {p: sm.output[f"sent_{p}"] for p in ("cls", "mean", "pooler")}
     facts["sentences"] = sentence_embeddings(

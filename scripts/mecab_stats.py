@@ -12,7 +12,9 @@ def main(sm):
     texts = corpus_texts(sm.input.corpus, sm.wildcards.column)
     stats, top, pos = mecab_stats(texts, sm.params.dictionary, sm.params.top_n)
     write_json(sm.output.stats, {"column": sm.wildcards.column, **stats})
-    summary = pd.DataFrame([{"statistic": k.replace("_", " "), "value": v} for k, v in stats.items()])
+    summary = pd.DataFrame(
+        [{"statistic": k.replace("_", " "), "value": v} for k, v in stats.items()]
+    )
     col = sm.wildcards.column
     write_html_table(sm.output.stats_html, summary, f"MeCab ({stats['dictionary']}): {col}")
     write_html_table(sm.output.top_html, top, f"MeCab: most frequent words in {col}")

@@ -9,8 +9,13 @@ def main(sm):
     model = sm.wildcards.model
     budget = sm.params.max_html_points
     vocab_page(read_table(sm.input.vocab), model, sm.output.vocab_html, budget)
-    sentence_pages(read_table(sm.input.sentences), model, sm.output.sentences_png,
-                   sm.output.sentences_html, budget)
+    sentence_pages(
+        read_table(sm.input.sentences),
+        model,
+        sm.output.sentences_png,
+        sm.output.sentences_html,
+        budget,
+    )
 
 
 run(snakemake, main)

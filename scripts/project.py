@@ -45,8 +45,13 @@ def main(sm):
     df, facts = vocab(sm) if sm.wildcards.target == "vocab" else sentences(sm)
     write_table(sm.output.table, df)
     write_json(sm.output.facts, facts)
-    write_sidecar(sm.output.table, model=sm.wildcards.model, target=sm.wildcards.target,
-                  tsne=sm.params.tsne, seed=sm.params.tsne["seed"])
+    write_sidecar(
+        sm.output.table,
+        model=sm.wildcards.model,
+        target=sm.wildcards.target,
+        tsne=sm.params.tsne,
+        seed=sm.params.tsne["seed"],
+    )
 
 
 run(snakemake, main)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import http.client
 import logging
 import os
 import socket
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +72,7 @@ def download(
             return _download_once(url, dest, sha256, fmt, timeout)
         except _Permanent as err:
             raise UserError(str(err)) from None
-        except (urllib.error.URLError, OSError, _Transient) as err:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, _Transient) as err:
             last = err
             log.warning("download %s failed (attempt %d/%d): %s", url, attempt + 1, retries + 1, err)
             if attempt < retries:
@@ -91,6 +94,10 @@ class _Permanent(Exception):
 def _reason(err: Exception | None) -> str:
     if isinstance(err, urllib.error.HTTPError):
         return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, http.client.IncompleteRead):
+        return "truncated download: the connection closed in the middle of a chunked transfer"
+    if isinstance(err, http.client.HTTPException):
+        return f"{type(err).__name__}: {err}"
     if isinstance(err, urllib.error.URLError):
         reason = err.reason
         if isinstance(reason, socket.gaierror):
@@ -104,6 +111,7 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as err:
+        err.close()  # the error response holds the connection open
         if 400 <= err.code < 500 and err.code not in (408, 429):
             raise _Permanent(
                 f"download of {url} failed: HTTP {err.code} {err.reason}; check the URL in "
@@ -175,11 +183,15 @@ def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
             except _Permanent as err:
                 raise UserError(str(err)) from None
             df = pd.read_excel(path, sheet_name=sheet, dtype=str, engine="openpyxl")
-        elif fmt in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str,
-                             keep_default_na=False, encoding="utf-8")
+        elif fmt == "csv":
+            df = pd.read_csv(path, sep=",", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        elif fmt == "tsv":
+            # a TSV has no quoting: a quote is text ('"Buy cheap," they say.'), and a stray one
+            # must not swallow the following rows
+            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                             encoding="utf-8-sig", quoting=csv.QUOTE_NONE)
         else:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
             column = text_column or "easy_ja"
             df = pd.DataFrame({column: lines})
     except UnicodeDecodeError as err:
@@ -187,7 +199,7 @@ def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
             f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
             f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
         ) from None
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, zipfile.BadZipFile) as err:
         raise UserError(f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}") from None
     df = df.rename(columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns})
     present = [c for c in TEXT_COLUMNS if c in df.columns]
@@ -251,6 +263,8 @@ def clean(frames: list[pd.DataFrame], required: list[str], dedupe_on: list[str],
         }
         df = df[~dup]
     if max_rows:
+        cut = df.iloc[max_rows:]
+        stats["dropped_max_rows"] = {k: int(v) for k, v in cut.groupby("source").size().items()}
         df = df.head(max_rows)
     df = df.reset_index(drop=True)
     if df.empty:
@@ -297,16 +311,21 @@ def build_corpus(sources: list[dict[str, Any]], files: dict[str, str], required:
 
 def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
     """One row per source plus the total, for the report."""
+    cut = stats.get("dropped_max_rows") or {}
+    counts = ["rows read", "empty dropped", "duplicates dropped"] + (["cut by max_rows"] if cut else [])
     rows = []
     for name, n_in in stats["rows_in"].items():
-        rows.append({
+        row = {
             "source": name,
             "rows read": n_in,
             "empty dropped": stats["dropped_empty"].get(name, 0),
             "duplicates dropped": stats["dropped_duplicate"].get(name, 0),
-        })
-    total = {k: sum(r[k] for r in rows) for k in ("rows read", "empty dropped", "duplicates dropped")}
+        }
+        if cut:
+            row["cut by max_rows"] = cut.get(name, 0)
+        rows.append(row)
+    total = {k: sum(r[k] for r in rows) for k in counts}
     rows.append({"source": "total", **total})
     df = pd.DataFrame(rows)
-    df["rows kept"] = df["rows read"] - df["empty dropped"] - df["duplicates dropped"]
+    df["rows kept"] = df["rows read"] - df[counts[1:]].sum(axis=1)
     return df

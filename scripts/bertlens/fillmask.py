@@ -32,7 +32,7 @@ HEAD_MARKERS = (
 )
 
 
-def _weight_files(loc: str, revision: str | None) -> list[Path]:
+def weight_files(loc: str, revision: str | None) -> list[Path]:
     """Local weight files of a model folder or a hub id already in the local cache."""
     folder = Path(loc)
     names = (
@@ -57,7 +57,7 @@ def _weight_files(loc: str, revision: str | None) -> list[Path]:
 
 def weight_names(loc: str, revision: str | None = None) -> list[str] | None:
     """The parameter names stored for a model (no tensors are loaded); None when unknown."""
-    for path in _weight_files(loc, revision):
+    for path in weight_files(loc, revision):
         if path.name.endswith(".index.json"):
             return list(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}))
         if path.suffix == ".safetensors":

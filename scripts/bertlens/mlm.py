@@ -156,9 +156,21 @@ class TrainArgs:
             )
         if "column" not in entry:
             raise UserError(f"training run '{name}': `column:` is required (e.g. column: easy_ja)")
-        vocab = dict(entry.get("vocab") or {})
+        from .vocab import vocab_settings
+
+        vocab = vocab_settings(entry.get("vocab"))
         masking = dict(entry.get("masking") or {})
         bert = {**BERT_DEFAULTS, **(entry.get("bert") or {})}
+        for block, given, allowed in (
+            ("masking", masking, ("probability", "mask_replace", "random_replace", "whole_word")),
+            ("bert", bert, tuple(BERT_DEFAULTS)),
+        ):
+            extra = sorted(set(given) - set(allowed))
+            if extra:
+                raise UserError(
+                    f"training run '{name}': unknown {block} setting(s) {', '.join(extra)}; "
+                    f"use {', '.join(allowed)}"
+                )
         defaults = cls(column=entry["column"])
         simple = {
             k: entry[k]
@@ -185,10 +197,10 @@ class TrainArgs:
         args = cls(
             column=entry["column"],
             name=name,
-            vocab_size=int(vocab.get("size", defaults.vocab_size)),
-            vocab_min_frequency=int(vocab.get("min_frequency", defaults.vocab_min_frequency)),
-            mecab_dic=vocab.get("mecab_dic", defaults.mecab_dic),
-            special_tokens=list(vocab.get("special_tokens", defaults.special_tokens)),
+            vocab_size=int(vocab["size"]),
+            vocab_min_frequency=int(vocab["min_frequency"]),
+            mecab_dic=vocab["mecab_dic"],
+            special_tokens=list(vocab["special_tokens"]),
             bert=bert,
             mlm_probability=float(masking.get("probability", defaults.mlm_probability)),
             mask_replace=float(masking.get("mask_replace", defaults.mask_replace)),
@@ -364,8 +376,10 @@ def mask_tokens(
     Each non-special, non-padding token is chosen with ``probability`` (or, when ``word_ids`` is
     given, each word: all tokens with the same non-negative word id in a row are chosen together).
     A chosen token is replaced by ``mask_id`` with probability ``mask_replace``, by a random token
-    with probability ``random_replace`` (drawn from ``random_pool``, by default every id below
-    ``vocab_size`` except ``mask_id`` and the ids at special positions of this batch), and kept
+    with probability ``random_replace`` (drawn from ``random_pool``; pass
+    :func:`random_token_pool` of the tokenizer's special ids, as :func:`train` does, so that no
+    special token such as [UNK] is ever drawn; without it every id below ``vocab_size`` except
+    ``mask_id`` and the ids at this batch's special positions may be drawn), and kept
     otherwise; in whole-word mode that decision is taken once per word. ``labels`` holds the
     original id at chosen positions and -100 elsewhere. Vectorised; ``generator`` (CPU) makes it
     reproducible.
@@ -503,9 +517,12 @@ def _scratch_model(args: TrainArgs, tokenizer):
     return BertForMaskedLM(config)
 
 
-def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str]:
-    """(model, tokenizer, description) for ``init`` scratch (``source``: a tokenizer folder) or
-    pretrained (``source``: ``(ModelSpec, location)`` or a model folder)."""
+def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
+    """(model, tokenizer, description, identity) for ``init`` scratch (``source``: a tokenizer
+    folder) or pretrained (``source``: ``(ModelSpec, location)`` or a model folder). The identity
+    enters the checkpoint fingerprint: "scratch" (the tokenizer is fingerprinted separately), or
+    the base model and the size and time of its weight files (a retrained base model changes it).
+    """
     from . import models as bl_models
 
     if args.init == "scratch":
@@ -513,7 +530,8 @@ def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str]:
 
         tokenizer = load_trained_tokenizer(source)
         torch.manual_seed(args.seed)
-        return _scratch_model(args, tokenizer), tokenizer, f"scratch (tokenizer {source})"
+        model = _scratch_model(args, tokenizer)
+        return model, tokenizer, f"scratch (tokenizer {source})", "scratch"
     if isinstance(source, tuple):
         spec, loc = source
     else:
@@ -521,7 +539,7 @@ def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str]:
         spec = bl_models.ModelSpec(
             name=args.base_model or Path(loc).name, column=args.column, source="path", ref=loc
         )
-    from .fillmask import has_mlm_head
+    from .fillmask import has_mlm_head, weight_files
 
     tokenizer = bl_models.load_tokenizer(spec, loc)
     head = has_mlm_head(loc, getattr(spec, "revision", None))
@@ -532,7 +550,12 @@ def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str]:
             "base model '%s' has no MLM head weights: the head starts from random weights",
             spec.name,
         )
-    return model, tokenizer, f"pretrained {spec.describe()}"
+    desc = f"pretrained {spec.describe()}"
+    files = [
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in weight_files(loc, getattr(spec, "revision", None))
+    ]
+    return model, tokenizer, desc, json.dumps([desc, files])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -601,6 +624,11 @@ def _clean_stale(checkpoint_dir: Path, out_model_dir: Path) -> None:
         if root.is_dir():
             for path in root.glob(pattern):
                 log.info("removing leftover %s", path)
+                shutil.rmtree(path, ignore_errors=True)
+    if checkpoint_dir.is_dir():  # a step folder without state.json was never completed
+        for path in checkpoint_dir.glob("step-*"):
+            if path.is_dir() and not (path / "state.json").is_file():
+                log.info("removing incomplete checkpoint %s", path)
                 shutil.rmtree(path, ignore_errors=True)
 
 
@@ -794,7 +822,7 @@ def train(
     texts = [t for t in corpus_texts if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
         raise UserError(f"training run '{args.name}' needs at least 2 texts (got {len(texts)})")
-    model, tokenizer, init_desc = _load_init(args, tokenizer_dir_or_base_model)
+    model, tokenizer, init_desc, init_key = _load_init(args, tokenizer_dir_or_base_model)
     max_pos = int(getattr(model.config, "max_position_embeddings", args.max_length))
     max_length = min(args.max_length, max_pos)
     if max_length < args.max_length:
@@ -862,7 +890,7 @@ def train(
     mask_gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
 
-    fingerprint = _fingerprint(args, tokenizer, texts, init_desc)
+    fingerprint = _fingerprint(args, tokenizer, texts, init_key)
     step = micro = tokens_seen = 0
     elapsed_before = 0.0
     loss_sum, loss_tokens = 0.0, 0
@@ -1041,7 +1069,7 @@ def train(
         device=device,
         bf16=use_bf16,
         init=init_desc,
-        vocab_size=vocab_size,
+        tokenizer_size=vocab_size,
         parameters=n_params,
         train_sentences=len(train_idx),
         eval_sentences=n_eval,

@@ -81,6 +81,8 @@ class Encoding:
     states: list[torch.Tensor]
     pooler: list[torch.Tensor] | None
     padded_to: list[int] = field(default_factory=list)
+    # left padding only: the model's own pooler_output, which reads position 0 (a pad)
+    pooler_pos0: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -205,7 +207,9 @@ def encode_alone(
     return Encoding(states, pooled or None, [len(r) for r in rows])
 
 
-def _batches(order: Sequence[int], lengths: Sequence[int], target: int, size: int) -> Iterator[list[int]]:
+def _batches(
+    order: Sequence[int], lengths: Sequence[int], target: int, size: int
+) -> Iterator[list[int]]:
     """Length-sorted chunks; sentences that fit the target length are never mixed with longer
     ones, so they are padded to exactly ``target``."""
     fit = [i for i in order if lengths[i] <= target]
@@ -230,7 +234,9 @@ def encode_padded(
     Each batch is padded to ``max(partner.length, longest row in the batch)``. With
     ``side="left"`` the pads come first; ``position_ids=True`` then passes positions 0..n-1 for
     the real tokens (what right padding gives implicitly), ``False`` lets BERT count positions
-    from the first pad.
+    from the first pad. Under left padding BERT's pooler would read position 0, a pad: the
+    encoding's ``pooler`` is then the pooler applied to the real [CLS] state, and the model's own
+    ``pooler_output`` is kept as ``pooler_pos0``.
     """
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', not {side!r}")
@@ -239,6 +245,7 @@ def encode_padded(
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
     states: list[torch.Tensor | None] = [None] * len(rows)
     pooled: list[torch.Tensor | None] = [None] * len(rows)
+    pooled_pos0: list[torch.Tensor | None] = [None] * len(rows)
     padded_to = [0] * len(rows)
     for chunk in _batches(order, lengths, partner.length, batch_size):
         batch_rows = [list(rows[i]) for i in chunk]
@@ -248,7 +255,11 @@ def encode_padded(
         width = max(partner.length, int(n.max()))
         ids = torch.full((len(batch_rows), width), pad_id, dtype=torch.long)
         cols = torch.arange(width)
-        start = (width - n)[:, None] if side == "left" else torch.zeros(len(batch_rows), 1, dtype=torch.long)
+        start = (
+            (width - n)[:, None]
+            if side == "left"
+            else torch.zeros(len(batch_rows), 1, dtype=torch.long)
+        )
         mask = (cols[None, :] >= start) & (cols[None, :] < start + n[:, None])
         ids[mask] = torch.tensor([t for r in batch_rows for t in r], dtype=torch.long)
         inputs = {
@@ -259,17 +270,27 @@ def encode_padded(
         if side == "left" and position_ids:
             inputs["position_ids"] = (mask.long().cumsum(1) - 1).clamp(min=0).to(device)
         s, p = _forward(model, **inputs)
-        s, p = s.cpu(), (p.cpu() if p is not None else None)
+        p0 = None
+        if p is not None and side == "left":
+            # the pooler on each row's real first token ([CLS]), not on position 0
+            cls_last = s[torch.arange(len(batch_rows)), start[:, 0].to(s.device), -1]
+            p0, p = p, model.pooler(cls_last[:, None, :].to(model.dtype)).float()
+        s = s.cpu()
         for j, i in enumerate(chunk):
             lo = int(start[j, 0])
             states[i] = s[j, lo : lo + lengths[i]]
             if p is not None:
-                pooled[i] = p[j]
+                pooled[i] = p[j].cpu()
+            if p0 is not None:
+                pooled_pos0[i] = p0[j].cpu()
             padded_to[i] = width
+    has_pooler = bool(rows) and pooled[0] is not None
+    has_pos0 = bool(rows) and pooled_pos0[0] is not None
     return Encoding(
         states,  # type: ignore[arg-type]
-        pooled if pooled and pooled[0] is not None else None,  # type: ignore[arg-type]
+        pooled if has_pooler else None,  # type: ignore[arg-type]
         padded_to,
+        pooled_pos0 if has_pos0 else None,  # type: ignore[arg-type]
     )
 
 
@@ -306,7 +327,7 @@ def compare(
     encodings of the same sentences (``pooler``: ``(sentences, 1)``)."""
     from torch.nn.utils.rnn import pad_sequence
 
-    acc: dict[str, list[list[torch.Tensor]]] = {p: [[], [], []] for p in POOLINGS}
+    acc: dict[str, list[list[torch.Tensor]]] = {p: [[], [], []] for p in (*POOLINGS, "pooler_pos0")}
     for k in range(0, len(ref.states), chunk):
         a = pad_sequence(ref.states[k : k + chunk], batch_first=True)  # (C, T, L1, H)
         b = pad_sequence(var.states[k : k + chunk], batch_first=True)
@@ -338,6 +359,11 @@ def compare(
             pb = torch.stack(var.pooler[k : k + chunk])
             for dst, val in zip(acc["pooler"], _vector_metrics(pa, pb), strict=True):
                 dst.append(val[:, None])
+        if ref.pooler is not None and var.pooler_pos0 is not None:
+            pa = torch.stack(ref.pooler[k : k + chunk])
+            pb = torch.stack(var.pooler_pos0[k : k + chunk])
+            for dst, val in zip(acc["pooler_pos0"], _vector_metrics(pa, pb), strict=True):
+                dst.append(val[:, None])
     return {
         p: tuple(torch.cat(v).numpy() for v in vals)  # type: ignore[misc]
         for p, vals in acc.items()
@@ -358,7 +384,7 @@ def comparison_frame(
     parts = []
     for pooling, (mx, rel, cos) in metrics.items():
         n_sent, n_l = mx.shape
-        layers = np.arange(n_l) if pooling != "pooler" else np.array([n_layers])
+        layers = np.array([n_layers]) if pooling.startswith("pooler") else np.arange(n_l)
         parts.append(
             pd.DataFrame(
                 {
@@ -577,7 +603,9 @@ def padding_study(
 
     differences = pd.concat(frames, ignore_index=True)
     summary = summarize(differences)
-    verdict = verdict_table(differences, mask, skipped, tolerance, bf16_tolerance, n_layers, timings)
+    verdict = verdict_table(
+        differences, mask, skipped, tolerance, bf16_tolerance, n_layers, timings
+    )
     info = {
         "sentences": len(ids),
         "corpus_sentences": len(corpus_ids),
@@ -618,6 +646,9 @@ def _tolerance_for(setting: str, tolerance: float, bf16_tolerance: float) -> flo
     return bf16_tolerance if setting == "bf16" else tolerance
 
 
+VERDICT_POOLINGS = ("cls", "mean", "pooler")
+
+
 def verdict_table(
     differences: pd.DataFrame,
     mask: dict[str, Any],
@@ -627,11 +658,19 @@ def verdict_table(
     n_layers: int,
     timings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """One line per setting: worst max-abs over every sentence, layer and pooling against the
-    tolerance, plus the numbers the seed question is about (last-layer CLS)."""
+    """One line per setting: the worst max-abs difference of the sentence vectors (CLS, mean,
+    pooler; every sentence, every layer) against the tolerance, plus the last-layer CLS numbers
+    the seed question is about and, for information, the worst single real token."""
     timings = timings or {}
     lines = []
-    order = ["padded", "left_padding", "left_padding_no_position_ids", "bf16", "sdpa_vs_eager", "cuda"]
+    order = [
+        "padded",
+        "left_padding",
+        "left_padding_no_position_ids",
+        "bf16",
+        "sdpa_vs_eager",
+        "cuda",
+    ]
     for setting in order:
         tol = _tolerance_for(setting, tolerance, bf16_tolerance)
         sub = differences[differences["setting"] == setting]
@@ -647,19 +686,28 @@ def verdict_table(
                     }
                 )
             continue
-        worst = sub.loc[sub["max_abs"].idxmax()]
+        vec = sub[sub["pooling"].isin(VERDICT_POOLINGS)]
+        worst = vec.loc[vec["max_abs"].idxmax()]
         cls_last = sub[(sub["pooling"] == "cls") & (sub["layer"] == n_layers)]["max_abs"]
-        passed = bool(sub["max_abs"].max() <= tol)
+        tokens = sub[sub["pooling"] == "tokens"]["max_abs"]
+        passed = bool(vec["max_abs"].max() <= tol)
         expected_fail = setting == "left_padding_no_position_ids"
         verdict = "pass" if passed else ("FAIL (expected)" if expected_fail else "FAIL")
-        note = ""
+        notes = []
         if expected_fail:
-            note = (
-                "without position_ids the real tokens of a left-padded row get positions "
-                "shifted by the pad count: a real change of input, not rounding"
+            notes.append(
+                "without position_ids the real tokens of a left-padded row get positions shifted "
+                "by the pad count: a real change of input, not rounding"
             )
-        elif setting == "bf16":
-            note = "bf16 keeps ~3 significant digits; compare with bf16_tolerance"
+        if setting == "bf16":
+            notes.append("bf16 keeps ~3 significant digits; judged against bf16_tolerance")
+        pos0 = sub[sub["pooling"] == "pooler_pos0"]["max_abs"]
+        if len(pos0):
+            notes.append(
+                f"the model's own pooler_output reads position 0, a pad under left padding "
+                f"(max-abs {pos0.max():.3g} vs the right-padded pooler); the pooler row here is "
+                "the pooler applied to the real [CLS]"
+            )
         lines.append(
             {
                 "setting": setting,
@@ -669,10 +717,11 @@ def verdict_table(
                 "worst_at": f"partner {worst['partner']}, layer {int(worst['layer'])}, {worst['pooling']}",
                 "cls_last_median": float(cls_last.median()) if len(cls_last) else math.nan,
                 "cls_last_max": float(cls_last.max()) if len(cls_last) else math.nan,
-                "cosine_min": float(sub["cosine"].min()),
+                "tokens_max": float(tokens.max()) if len(tokens) else math.nan,
+                "cosine_min": float(vec["cosine"].min()),
                 "verdict": verdict,
                 "seconds": round(float(timings.get(setting.split("_no_")[0], math.nan)), 2),
-                "note": note,
+                "note": "; ".join(notes),
             }
         )
     lines.append(
@@ -682,6 +731,7 @@ def verdict_table(
             "tolerance": mask["tolerance"],
             "max_abs": mask["max_abs"],
             "worst_at": f"{mask['pads']} pad positions changed",
+            "tokens_max": mask["max_abs"],
             "verdict": "pass" if mask["passed"] else "FAIL",
             "seconds": round(float(timings.get("mask_check", math.nan)), 2),
             "note": mask["note"],
@@ -695,6 +745,7 @@ def verdict_table(
         "worst_at",
         "cls_last_median",
         "cls_last_max",
+        "tokens_max",
         "cosine_min",
         "verdict",
         "seconds",
@@ -746,20 +797,33 @@ def histogram_png(
     nrows = math.ceil(len(settings) / ncols)
     fig, axes = _figure(nrows, ncols, (5.0 * ncols, 3.6 * nrows))
     last = differences[differences["layer"] == n_layers]
-    colours = {"cls": "#4477aa", "mean": "#ee6677", "tokens": "#228833", "pooler": "#ccbb44"}
+    colours = {
+        "cls": "#4477aa",
+        "mean": "#ee6677",
+        "tokens": "#228833",
+        "pooler": "#ccbb44",
+        "pooler_pos0": "#aa3377",
+    }
     for k, setting in enumerate(settings):
         ax = axes[k // ncols][k % ncols]
         sub = last[last["setting"] == setting]
-        vals = {p: np.log10(np.maximum(g["max_abs"].to_numpy(), _FLOOR)) for p, g in sub.groupby("pooling")}
+        vals = {
+            p: np.log10(np.maximum(g["max_abs"].to_numpy(), _FLOOR))
+            for p, g in sub.groupby("pooling")
+        }
         lo = min((v.min() for v in vals.values()), default=-10)
         hi = max((v.max() for v in vals.values()), default=0)
         bins = np.linspace(lo - 0.1, hi + 0.1, 40)
         for pooling, v in vals.items():
-            ax.hist(v, bins=bins, histtype="step", lw=1.5, color=colours.get(pooling), label=pooling)
+            ax.hist(
+                v, bins=bins, histtype="step", lw=1.5, color=colours.get(pooling), label=pooling
+            )
         tol = _tolerance_for(setting, tolerance, bf16_tolerance)
         ax.axvline(math.log10(tol), color="k", ls="--", lw=1, label=f"tolerance {tol:g}")
         ax.set_title(setting, fontsize=10)
-        ax.set_xlabel(f"log10 max-abs difference (layer {n_layers}; zeros at {math.log10(_FLOOR):g})")
+        ax.set_xlabel(
+            f"log10 max-abs difference (layer {n_layers}; zeros at {math.log10(_FLOOR):g})"
+        )
         ax.set_ylabel("count")
         ax.legend(fontsize=7)
     for k in range(len(settings), nrows * ncols):
@@ -789,8 +853,20 @@ def growth_png(
         tok = sub[sub["pooling"] == "tokens"].groupby("layer")["max"].max()
         for stat, colour in (("median", "#4477aa"), ("p99", "#ccbb44"), ("max", "#ee6677")):
             agg = cls[stat].max()
-            ax.plot(agg.index, np.maximum(agg.to_numpy(), _FLOOR), marker="o", color=colour, label=f"CLS {stat}")
-        ax.plot(tok.index, np.maximum(tok.to_numpy(), _FLOOR), ls="--", color="#228833", label="worst token max")
+            ax.plot(
+                agg.index,
+                np.maximum(agg.to_numpy(), _FLOOR),
+                marker="o",
+                color=colour,
+                label=f"CLS {stat}",
+            )
+        ax.plot(
+            tok.index,
+            np.maximum(tok.to_numpy(), _FLOOR),
+            ls="--",
+            color="#228833",
+            label="worst token max",
+        )
         tol = _tolerance_for(setting, tolerance, bf16_tolerance)
         ax.axhline(tol, color="k", ls=":", lw=1, label=f"tolerance {tol:g}")
         ax.set_yscale("log")
@@ -842,7 +918,9 @@ def write_outputs(result: StudyResult, paths: dict[str, str], model_name: str) -
         info["layers"],
         title=title,
     )
-    growth_png(result.summary, paths["growth"], info["tolerance"], info["bf16_tolerance"], title=title)
+    growth_png(
+        result.summary, paths["growth"], info["tolerance"], info["bf16_tolerance"], title=title
+    )
     write_json(
         paths["study"],
         {

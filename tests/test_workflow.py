@@ -1,0 +1,99 @@
+"""The real workflow, end to end, on the tiny config: a full run, what reruns after an edit, lint,
+and the report build."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", output, re.S)
+    if not match:
+        return {}
+    counts = {}
+    for line in match.group(1).splitlines():
+        name, n = line.split()
+        counts[name] = int(n)
+    return counts
+
+
+def test_whole_dag_runs_and_writes_every_stage(tiny_run):
+    work, _, _ = tiny_run
+    res = work / "results"
+    corpus = pd.read_parquet(res / "corpus" / "corpus.parquet")
+    assert {"id", "source", "ja", "easy_ja", "en"} <= set(corpus.columns)
+    assert len(corpus) == 48
+    tokens = pd.read_parquet(res / "tokens" / "tiny-en" / "tokens.parquet")
+    assert len(tokens) == len(corpus)
+    assert (tokens["length"] >= 3).all()
+    # per-layer sentence vectors: (layers + 1, sentences, hidden)
+    mean = np.load(res / "embeddings" / "tiny-en" / "sentences_mean.npy")
+    assert mean.shape == (3, 48, 32)
+    assert np.isfinite(mean).all()
+    vocab = pd.read_parquet(res / "projection" / "tiny-en" / "vocab.parquet")
+    assert set(vocab["method"]) == {"tsne", "pca"}
+    assert vocab.groupby("method").size().eq(400).all()
+    sentences = pd.read_parquet(res / "projection" / "tiny-en" / "sentences.parquet")
+    assert set(sentences["layer"]) == {0, 2}
+    for name in ("vocab_tsne.png", "vocab_pca.png", "sentences.png", "vocab.html",
+                 "sentences.html"):
+        assert (res / "plots" / "tiny-en" / name).stat().st_size > 1000, name
+    # provenance sidecars name model, tokenizer and versions
+    meta = json.loads((res / "embeddings" / "tiny-en" / "sentences_mean.npy.meta.json").read_text())
+    assert meta["model"] == "tiny-en"
+    assert meta["tokenizer"]
+    assert "torch" in meta["versions"] and "transformers" in meta["versions"]
+    proj_meta = json.loads((res / "projection" / "tiny-en" / "vocab.parquet.meta.json").read_text())
+    assert proj_meta["seed"] == 42
+    assert (res / "mecab" / "easy_ja" / "stats.json").exists()
+    # every rule logged somewhere
+    logs = list((res / "logs").rglob("*.log"))
+    assert len(logs) >= 8
+
+
+def test_nothing_to_do_when_nothing_changed(tiny_run):
+    work, cfg, _ = tiny_run
+    proc = snakemake(work, "--configfile", str(cfg), "-n", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
+    work, cfg, _ = tiny_run
+    data = yaml.safe_load(cfg.read_text())
+    data["projection"]["tsne"]["perplexity"] = 7
+    changed = work / "tiny-perplexity.yaml"
+    changed.write_text(yaml.safe_dump(data, allow_unicode=True))
+    proc = snakemake(work, "--configfile", str(changed), "-n", "--cores", "1")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts, proc.stdout[-3000:]
+    assert set(counts) == {"project", "plot_vocab_png", "plot_pages", "all"}, counts
+    assert counts["project"] == 2
+
+
+def test_lint_is_clean(repo):
+    proc = snakemake(repo, "--lint", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Lints for" not in out, out[-4000:]
+
+
+def test_report_builds(tiny_run):
+    work, cfg, _ = tiny_run
+    snakemake(work, "--configfile", str(cfg), "--report", str(work / "report.zip"))
+    with zipfile.ZipFile(work / "report.zip") as zf:
+        names = zf.namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any(n.endswith("vocab.html") for n in names)
+    assert any(n.endswith("vocab_tsne.png") for n in names)
