@@ -27,7 +27,10 @@ wildcard_constraints:
 def lib(*modules):
     """The bertlens modules a rule's script imports: listed as inputs so that editing them
     reruns the rule (Snakemake's code trigger watches only the script file itself)."""
-    return [str(SCRIPTS / "bertlens" / f"{m}.py") for m in ("__init__", "io", "stage", *modules)]
+    return [
+        str(SCRIPTS / "bertlens" / f"{m}.py")
+        for m in ("__init__", "io", "stage", *modules)
+    ]
 
 
 def model_entry(wildcards):
@@ -67,7 +70,9 @@ def all_outputs():
         "results/corpus/corpus.parquet",
         "results/corpus/stats.html",
     ]
-    out += expand("results/mecab/{column}/stats.json", column=config["mecab"]["columns"])
+    out += expand(
+        "results/mecab/{column}/stats.json", column=config["mecab"]["columns"]
+    )
     for name in MODELS:
         out += [
             f"results/tokens/{name}/stats.html",

@@ -27,18 +27,18 @@ def required_columns():
 
 
 rule download:
+    input:
+        code=lib("corpus"),
     output:
         "results/downloads/{source}.{ext}",
+    log:
+        "results/logs/download/{source}.{ext}.log",
+    retries: 1
     params:
         url=lambda wc: SOURCES[wc.source]["url"],
         sha256=lambda wc: SOURCES[wc.source].get("sha256"),
         timeout=config["corpus"]["download"]["timeout"],
         retries=config["corpus"]["download"]["retries"],
-    input:
-        code=lib("corpus"),
-    log:
-        "results/logs/download/{source}.{ext}.log",
-    retries: 1
     script:
         "../scripts/download.py"
 
@@ -56,13 +56,13 @@ rule corpus:
             category="Corpus",
             labels={"table": "sources and cleaning"},
         ),
+    log:
+        "results/logs/corpus.log",
     params:
         sources=config["corpus"]["sources"],
         required=required_columns(),
         dedupe_on=config["corpus"]["dedupe_on"],
         normalize=config["corpus"]["normalize"],
         max_rows=config["corpus"]["max_rows"],
-    log:
-        "results/logs/corpus.log",
     script:
         "../scripts/corpus.py"

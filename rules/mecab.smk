@@ -25,10 +25,10 @@ rule mecab_stats:
             subcategory="MeCab {column}",
             labels={"column": "{column}", "table": "parts of speech"},
         ),
+    log:
+        "results/logs/mecab/{column}.log",
     params:
         dictionary=config["mecab"]["dictionary"],
         top_n=config["mecab"]["top_n"],
-    log:
-        "results/logs/mecab/{column}.log",
     script:
         "../scripts/mecab_stats.py"

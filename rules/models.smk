@@ -36,10 +36,10 @@ rule tokenize:
             subcategory="{model}",
             labels={"model": "{model}", "table": "subword splits"},
         ),
-    params:
-        model=model_params,
     log:
         "results/logs/tokenize/{model}.log",
+    params:
+        model=model_params,
     script:
         "../scripts/tokenize_corpus.py"
 
@@ -56,17 +56,17 @@ rule embed:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-    params:
-        model=model_params,
-        embeddings=config["embeddings"],
-        device=config["device"],
-    threads: stage_threads("embed")
-    resources:
-        gpu=gpu_resources("embed"),
     log:
         "results/logs/embed/{model}.log",
     benchmark:
         "results/benchmarks/embed/{model}.tsv"
+    threads: stage_threads("embed")
+    resources:
+        gpu=gpu_resources("embed"),
+    params:
+        model=model_params,
+        embeddings=config["embeddings"],
+        device=config["device"],
     script:
         "../scripts/embed.py"
 
@@ -85,17 +85,17 @@ rule project:
     output:
         table="results/projection/{model}/{target}.parquet",
         facts="results/projection/{model}/{target}.json",
-    wildcard_constraints:
-        target="vocab|sentences",
-    params:
-        target=lambda wc: config["projection"][wc.target],
-        tsne=config["projection"]["tsne"],
-        column=lambda wc: MODELS[wc.model]["column"],
-    threads: stage_threads("tsne")
     log:
         "results/logs/project/{model}.{target}.log",
     benchmark:
         "results/benchmarks/project/{model}.{target}.tsv"
+    wildcard_constraints:
+        target="vocab|sentences",
+    threads: stage_threads("tsne")
+    params:
+        target=lambda wc: config["projection"][wc.target],
+        tsne=config["projection"]["tsne"],
+        column=lambda wc: MODELS[wc.model]["column"],
     script:
         "../scripts/project.py"
 
@@ -112,12 +112,12 @@ rule plot_vocab_png:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "vocabulary {method}"},
         ),
+    log:
+        "results/logs/plot/{model}.vocab_{method}.log",
     wildcard_constraints:
         method="tsne|pca",
     params:
         label_count=config["plots"]["label_count"],
-    log:
-        "results/logs/plot/{model}.vocab_{method}.log",
     script:
         "../scripts/plot_vocab.py"
 
@@ -149,9 +149,9 @@ rule plot_pages:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "sentences (interactive)"},
         ),
-    params:
-        max_html_points=config["plots"]["max_html_points"],
     log:
         "results/logs/plot/{model}.pages.log",
+    params:
+        max_html_points=config["plots"]["max_html_points"],
     script:
         "../scripts/plot_pages.py"

@@ -1,8 +1,8 @@
 """Tokenization stage: token ids, lengths and tokenizer statistics for one model."""
 
 from bertlens.io import write_sidecar
-from bertlens.modelstage import corpus_texts, provenance_of, spec_and_location
 from bertlens.models import load_tokenizer
+from bertlens.modelstage import corpus_texts, provenance_of, spec_and_location
 from bertlens.stage import run
 from bertlens.tokenstats import run_tokenization
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+
 from bertlens.config import check_config
 from bertlens.corpus import (
     build_corpus,
@@ -21,7 +22,6 @@ from bertlens.corpus import (
     stats_table,
 )
 from bertlens.stage import UserError
-
 from tests.helpers.snow import EMPTY_EASY_ROW, write_snow_xlsx
 
 REPO = Path(__file__).resolve().parents[1]

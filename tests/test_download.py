@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from bertlens.corpus import clean, download, read_source
 from bertlens.stage import UserError
-
 from tests.helpers.http import (
     XLSX,
     Bytes,

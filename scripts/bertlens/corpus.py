@@ -74,7 +74,9 @@ def download(
             raise UserError(str(err)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, _Transient) as err:
             last = err
-            log.warning("download %s failed (attempt %d/%d): %s", url, attempt + 1, retries + 1, err)
+            log.warning(
+                "download %s failed (attempt %d/%d): %s", url, attempt + 1, retries + 1, err
+            )
             if attempt < retries:
                 time.sleep(backoff * 2**attempt)
     raise UserError(
@@ -134,8 +136,13 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
                 digest.update(chunk)
                 size += len(chunk)
                 if expected and size / expected >= next_report:
-                    log.info("downloading %s: %d/%d bytes (%.0f%%)", url, size, expected,
-                             100 * size / expected)
+                    log.info(
+                        "downloading %s: %d/%d bytes (%.0f%%)",
+                        url,
+                        size,
+                        expected,
+                        100 * size / expected,
+                    )
                     next_report += 0.25
         if expected is not None and size != expected:
             raise _Transient(f"truncated download: got {size} of {expected} bytes")
@@ -146,8 +153,13 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
                 "file changed on the server or the sha256 in the config is wrong"
             )
         _check_type(tmp, fmt or "", url, resp.headers.get("Content-Type", ""))
-        log.info("downloaded %s: %d bytes in %.1f s, sha256 %s", url, size,
-                 time.perf_counter() - started, got)
+        log.info(
+            "downloaded %s: %d bytes in %.1f s, sha256 %s",
+            url,
+            size,
+            time.perf_counter() - started,
+            got,
+        )
     return {"url": url, "bytes": size, "sha256": got}
 
 
@@ -168,8 +180,9 @@ def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None
 
 
 # --------------------------------------------------------------------------- reading
-def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
-                text_column: str | None = None) -> pd.DataFrame:
+def read_source(
+    path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0, text_column: str | None = None
+) -> pd.DataFrame:
     """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present)."""
     path = Path(path)
     if not path.is_file():
@@ -188,8 +201,14 @@ def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
         elif fmt == "tsv":
             # a TSV has no quoting: a quote is text ('"Buy cheap," they say.'), and a stray one
             # must not swallow the following rows
-            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
-                             encoding="utf-8-sig", quoting=csv.QUOTE_NONE)
+            df = pd.read_csv(
+                path,
+                sep="\t",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+                quoting=csv.QUOTE_NONE,
+            )
         else:
             lines = path.read_text(encoding="utf-8-sig").splitlines()
             column = text_column or "easy_ja"
@@ -201,7 +220,9 @@ def read_source(path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0,
         ) from None
     except (ValueError, KeyError, zipfile.BadZipFile) as err:
         raise UserError(f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}") from None
-    df = df.rename(columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns})
+    df = df.rename(
+        columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns}
+    )
     present = [c for c in TEXT_COLUMNS if c in df.columns]
     if not present:
         raise UserError(
@@ -233,8 +254,13 @@ def normalize_text(text: Any, form: str = "NFKC") -> str:
     return " ".join(text.split())
 
 
-def clean(frames: list[pd.DataFrame], required: list[str], dedupe_on: list[str],
-          normalize: str = "NFKC", max_rows: int | None = None) -> tuple[pd.DataFrame, dict]:
+def clean(
+    frames: list[pd.DataFrame],
+    required: list[str],
+    dedupe_on: list[str],
+    normalize: str = "NFKC",
+    max_rows: int | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Concatenate sources, normalise every text, drop rows empty in a required column and
     duplicates (on ``dedupe_on``); count both per source."""
     df = pd.concat(frames, ignore_index=True)
@@ -285,16 +311,26 @@ def clean(frames: list[pd.DataFrame], required: list[str], dedupe_on: list[str],
     return df, stats
 
 
-def build_corpus(sources: list[dict[str, Any]], files: dict[str, str], required: list[str],
-                 dedupe_on: list[str], normalize: str, max_rows: int | None,
-                 out_table: str, out_stats: str) -> dict[str, Any]:
+def build_corpus(
+    sources: list[dict[str, Any]],
+    files: dict[str, str],
+    required: list[str],
+    dedupe_on: list[str],
+    normalize: str,
+    max_rows: int | None,
+    out_table: str,
+    out_stats: str,
+) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
     frames = []
     for src in sources:
         fmt = source_format(src)
-        frames.append(read_source(files[src["name"]], fmt, src["name"], src.get("sheet", 0),
-                                  src.get("text_column")))
+        frames.append(
+            read_source(
+                files[src["name"]], fmt, src["name"], src.get("sheet", 0), src.get("text_column")
+            )
+        )
     df, stats = clean(frames, required, dedupe_on, normalize, max_rows)
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
@@ -303,16 +339,22 @@ def build_corpus(sources: list[dict[str, Any]], files: dict[str, str], required:
     stats["normalize"] = normalize
     write_table(out_table, df)
     write_json(out_stats, stats)
-    log.info("corpus: %d rows (in: %s; empty dropped: %s; duplicates dropped: %s)",
-             stats["rows_out"], stats["rows_in"], stats["dropped_empty"],
-             stats["dropped_duplicate"])
+    log.info(
+        "corpus: %d rows (in: %s; empty dropped: %s; duplicates dropped: %s)",
+        stats["rows_out"],
+        stats["rows_in"],
+        stats["dropped_empty"],
+        stats["dropped_duplicate"],
+    )
     return stats
 
 
 def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
     """One row per source plus the total, for the report."""
     cut = stats.get("dropped_max_rows") or {}
-    counts = ["rows read", "empty dropped", "duplicates dropped"] + (["cut by max_rows"] if cut else [])
+    counts = ["rows read", "empty dropped", "duplicates dropped"] + (
+        ["cut by max_rows"] if cut else []
+    )
     rows = []
     for name, n_in in stats["rows_in"].items():
         row = {

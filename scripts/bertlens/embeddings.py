@@ -53,12 +53,20 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown pooling {how!r}")
 
 
-def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, poolings: Sequence[str],
-           ) -> dict[str, torch.Tensor]:
+def encode(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    poolings: Sequence[str],
+) -> dict[str, torch.Tensor]:
     """One forward pass; returns {pooling: (layers + 1, batch, hidden)} and ``pooler`` as
     (1, batch, hidden) when the model has one."""
-    out = model(input_ids=input_ids, attention_mask=attention_mask,
-                token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=torch.zeros_like(input_ids),
+        output_hidden_states=True,
+    )
     stacked = torch.stack(out.hidden_states)  # (L+1, B, T, H)
     result = {}
     for how in poolings:
@@ -70,9 +78,16 @@ def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling
     return result
 
 
-def sentence_embeddings(model, ids: Sequence[np.ndarray], pad_id: int, batch_size: int,
-                        poolings: Sequence[str], out_paths: dict[str, str], device: str = "cpu",
-                        dtype: str = "float32") -> dict[str, Any]:
+def sentence_embeddings(
+    model,
+    ids: Sequence[np.ndarray],
+    pad_id: int,
+    batch_size: int,
+    poolings: Sequence[str],
+    out_paths: dict[str, str],
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> dict[str, Any]:
     """Encode every sentence and stream each pooling to ``out_paths[pooling]`` (.npy)."""
     n_layers = model.config.num_hidden_layers
     hidden = model.config.hidden_size
@@ -100,8 +115,12 @@ def sentence_embeddings(model, ids: Sequence[np.ndarray], pad_id: int, batch_siz
                     arrays[how][:, batch, :] = vecs.float().cpu().numpy()
                 if b % 20 == 0:
                     done = min((b + 1) * batch_size, len(ids))
-                    log.info("encoded %d/%d sentences (%.1f s)", done, len(ids),
-                             time.perf_counter() - started)
+                    log.info(
+                        "encoded %d/%d sentences (%.1f s)",
+                        done,
+                        len(ids),
+                        time.perf_counter() - started,
+                    )
         for arr in arrays.values():
             arr.flush()
         arrays.clear()
@@ -135,16 +154,21 @@ def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: 
     freq[: min(n, len(counts))] = counts[:n]
     with atomic_path(out_npy, suffix=".npy") as tmp:
         np.save(tmp, weight)
-    table = pd.DataFrame({
-        "token_id": np.arange(n),
-        "token": tokens,
-        "frequency": freq,
-        "special": [i in special for i in range(n)],
-        "subword": [t.startswith("##") for t in tokens],
-    })
+    table = pd.DataFrame(
+        {
+            "token_id": np.arange(n),
+            "token": tokens,
+            "frequency": freq,
+            "special": [i in special for i in range(n)],
+            "subword": [t.startswith("##") for t in tokens],
+        }
+    )
     write_table(out_table, table)
-    return {"vocab_size": n, "hidden_size": weight.shape[1],
-            "tokens_seen_in_corpus": int((freq > 0).sum())}
+    return {
+        "vocab_size": n,
+        "hidden_size": weight.shape[1],
+        "tokens_seen_in_corpus": int((freq > 0).sum()),
+    }
 
 
 def load_sentence_layer(path: str | Path, layer: int) -> np.ndarray:

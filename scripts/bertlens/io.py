@@ -108,7 +108,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_html_table(
-    path: str | os.PathLike, df: pd.DataFrame, title: str, note: str = "", float_format: str = "{:.4g}"
+    path: str | os.PathLike,
+    df: pd.DataFrame,
+    title: str,
+    note: str = "",
+    float_format: str = "{:.4g}",
 ) -> None:
     """A self-contained HTML rendering of a table for the report viewer (which only offers CSV
     files as downloads)."""

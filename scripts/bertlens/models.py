@@ -202,10 +202,14 @@ def load_tokenizer(spec: ModelSpec, loc: str):
     except OSError as err:
         if spec.source == "hub":
             raise _hub_hint(spec, err) from err
-        raise UserError(f"model '{spec.name}': cannot load the tokenizer from '{loc}': {err}") from err
+        raise UserError(
+            f"model '{spec.name}': cannot load the tokenizer from '{loc}': {err}"
+        ) from err
 
 
-def load_model(spec: ModelSpec, loc: str, head: str = "base", attn_implementation: str | None = None):
+def load_model(
+    spec: ModelSpec, loc: str, head: str = "base", attn_implementation: str | None = None
+):
     """Load a BERT-like encoder in eval mode.
 
     ``head="base"`` gives the encoder (``AutoModel``); a pooler whose weights the checkpoint lacks
@@ -230,10 +234,10 @@ def load_model(spec: ModelSpec, loc: str, head: str = "base", attn_implementatio
             "the files may be corrupt or from another architecture: re-save the model"
         ) from err
     missing = set(info.get("missing_keys", []))
-    if head == "base" and getattr(model, "pooler", None) is not None:
-        if any(k.startswith("pooler.") or ".pooler." in k for k in missing):
-            log.info("model %s: checkpoint has no pooler weights; pooler output disabled", spec.name)
-            model.pooler = None
+    no_pooler_weights = any(k.startswith("pooler.") or ".pooler." in k for k in missing)
+    if head == "base" and getattr(model, "pooler", None) is not None and no_pooler_weights:
+        log.info("model %s: checkpoint has no pooler weights; pooler output disabled", spec.name)
+        model.pooler = None
     model.eval()
     return model
 

@@ -62,8 +62,15 @@ def vocab_png(df: pd.DataFrame, method: str, title: str, label_count: int, out_p
     fig, ax = new_figure(figsize=(11, 11))
     freq = sub["frequency"].to_numpy()
     order = np.argsort(freq, kind="stable")  # frequent tokens drawn last, on top
-    sc = ax.scatter(sub["x"].to_numpy()[order], sub["y"].to_numpy()[order], s=2,
-                    c=np.log10(freq[order] + 1), cmap="viridis", linewidths=0, alpha=0.8)
+    sc = ax.scatter(
+        sub["x"].to_numpy()[order],
+        sub["y"].to_numpy()[order],
+        s=2,
+        c=np.log10(freq[order] + 1),
+        cmap="viridis",
+        linewidths=0,
+        alpha=0.8,
+    )
     fig.colorbar(sc, ax=ax, shrink=0.6, label="log10(corpus frequency + 1)")
     xy = sub[["x", "y"]].to_numpy()
     span = float(np.ptp(xy, axis=0).max()) or 1.0
@@ -72,8 +79,14 @@ def vocab_png(df: pd.DataFrame, method: str, title: str, label_count: int, out_p
     prio = prio[labelable[prio]]
     picks = spread_labels(xy, prio, label_count, min_dist=span / 60)
     for i in picks:
-        ax.annotate(str(sub["token"].iat[i]), xy[i], fontsize=7, alpha=0.9,
-                    xytext=(2, 2), textcoords="offset points")
+        ax.annotate(
+            str(sub["token"].iat[i]),
+            xy[i],
+            fontsize=7,
+            alpha=0.9,
+            xytext=(2, 2),
+            textcoords="offset points",
+        )
     ax.set_title(f"{title}\n{len(sub):,} tokens, {method}; labels: {len(picks)} frequent tokens")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -84,8 +97,9 @@ def sentences_png(df: pd.DataFrame, method: str, pooling: str, title: str, out_p
     """One panel per layer: sentence embeddings in 2-D coloured by token length."""
     sub = df[(df["method"] == method) & (df["pooling"] == pooling)]
     layers = sorted(sub["layer"].unique())
-    fig, axes = new_figure(1, len(layers), figsize=(4.6 * len(layers) + 1, 4.8), squeeze=False,
-                           layout="constrained")
+    fig, axes = new_figure(
+        1, len(layers), figsize=(4.6 * len(layers) + 1, 4.8), squeeze=False, layout="constrained"
+    )
     for ax, layer in zip(axes[0], layers, strict=True):
         part = sub[sub["layer"] == layer]
         sc = ax.scatter(part["x"], part["y"], s=6, c=part["length"], cmap="plasma", linewidths=0)
@@ -113,9 +127,15 @@ def _downsample(df: pd.DataFrame, budget: int, seed: int = 0) -> tuple[pd.DataFr
     return keep, f"{budget:,} of {len(df):,} points shown (uniform random sample, seed {seed})"
 
 
-def interactive_scatter(frames: dict[str, pd.DataFrame], hover: list[tuple[str, str]],
-                        color: str, title: str, note: str, out_html: str,
-                        budget: int = 40000) -> None:
+def interactive_scatter(
+    frames: dict[str, pd.DataFrame],
+    hover: list[tuple[str, str]],
+    color: str,
+    title: str,
+    note: str,
+    out_html: str,
+    budget: int = 40000,
+) -> None:
     """A standalone page: one scatter whose data set is chosen with a selector (method, layer,
     pooling: the keys of ``frames``), hover text, wheel zoom, box zoom, colour by ``color``, and a
     search box that highlights points whose label contains the query."""
@@ -142,9 +162,13 @@ def interactive_scatter(frames: dict[str, pd.DataFrame], hover: list[tuple[str, 
 
     def columns_of(df: pd.DataFrame) -> dict[str, Any]:
         data = {c: df[c].to_numpy() for _, c in hover if c in df}
-        data.update(x=df["x"].to_numpy(), y=df["y"].to_numpy(),
-                    c=np.asarray(df[color], dtype=float),
-                    alpha=np.full(len(df), 0.7), size=np.full(len(df), 4.0))
+        data.update(
+            x=df["x"].to_numpy(),
+            y=df["y"].to_numpy(),
+            c=np.asarray(df[color], dtype=float),
+            alpha=np.full(len(df), 0.7),
+            size=np.full(len(df), 4.0),
+        )
         data[label_col] = df[label_col].astype(str).to_numpy()
         return data
 
@@ -152,12 +176,26 @@ def interactive_scatter(frames: dict[str, pd.DataFrame], hover: list[tuple[str, 
     source = ColumnDataSource(data=dict(all_data[keys[0]]))
     store = ColumnDataSource(data={"key": keys})
     cvals = np.concatenate([d["c"] for d in all_data.values()])
-    mapper = LinearColorMapper(palette=Viridis256, low=float(np.nanmin(cvals)),
-                               high=float(np.nanmax(cvals)))
-    fig = figure(title=title, width=900, height=760, tools="pan,wheel_zoom,box_zoom,reset,save,tap",
-                 active_scroll="wheel_zoom", output_backend="webgl")
-    fig.scatter("x", "y", source=source, size="size", fill_alpha="alpha", line_alpha=0,
-                fill_color={"field": "c", "transform": mapper})
+    mapper = LinearColorMapper(
+        palette=Viridis256, low=float(np.nanmin(cvals)), high=float(np.nanmax(cvals))
+    )
+    fig = figure(
+        title=title,
+        width=900,
+        height=760,
+        tools="pan,wheel_zoom,box_zoom,reset,save,tap",
+        active_scroll="wheel_zoom",
+        output_backend="webgl",
+    )
+    fig.scatter(
+        "x",
+        "y",
+        source=source,
+        size="size",
+        fill_alpha="alpha",
+        line_alpha=0,
+        fill_color={"field": "c", "transform": mapper},
+    )
     fig.add_tools(HoverTool(tooltips=[(name, f"@{{{col}}}") for name, col in hover]))
     fig.add_layout(ColorBar(color_mapper=mapper, title=color), "right")
     fig.xaxis.visible = False
@@ -167,19 +205,30 @@ def interactive_scatter(frames: dict[str, pd.DataFrame], hover: list[tuple[str, 
     select = Select(title="view", value=keys[0], options=keys)
     search = TextInput(title=f"search {label_col}", placeholder="type and press Enter")
     status = Div(text="", width=400)
-    payload = {k: {c: (v.tolist() if hasattr(v, "tolist") else v) for c, v in d.items()}
-               for k, d in all_data.items()}
+    payload = {
+        k: {c: (v.tolist() if hasattr(v, "tolist") else v) for c, v in d.items()}
+        for k, d in all_data.items()
+    }
     del store
-    select.js_on_change("value", CustomJS(args={"src": source, "info": info, "search": search},
-                                          code=f"""
+    select.js_on_change(
+        "value",
+        CustomJS(
+            args={"src": source, "info": info, "search": search},
+            code=f"""
         const all = {_json(payload)};
         const notes = {_json(notes)};
         const d = all[cb_obj.value];
         src.data = Object.assign({{}}, d);
         info.text = info.text.replace(/<b>.*<\\/b>/, '<b>' + notes[cb_obj.value] + '</b>');
         search.value = search.value;  // re-apply highlighting
-    """))
-    search.js_on_change("value", CustomJS(args={"src": source, "status": status}, code=f"""
+    """,
+        ),
+    )
+    search.js_on_change(
+        "value",
+        CustomJS(
+            args={"src": source, "status": status},
+            code=f"""
         const q = cb_obj.value.trim().toLowerCase();
         const lab = src.data['{label_col}'];
         const n = lab.length;
@@ -194,7 +243,9 @@ def interactive_scatter(frames: dict[str, pd.DataFrame], hover: list[tuple[str, 
         src.data = Object.assign({{}}, src.data, {{alpha: alpha, size: size}});
         status.text = q.length ? hits + ' match(es) for "' + q + '"' : '';
         window.bertlensLastSearch = {{query: q, hits: hits}};
-    """))
+    """,
+        ),
+    )
     controls = row(select, search, status) if len(keys) > 1 else row(search, status)
     _bokeh_html(column(info, controls, fig), title, out_html)
 
@@ -210,9 +261,12 @@ def write_image_page(png: str, out_html: str, title: str) -> None:
     import base64
 
     data = base64.b64encode(Path(png).read_bytes()).decode()
-    write_text(out_html, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-                         f"{html.escape(title)}</title></head><body><img src='data:image/png;"
-                         f"base64,{data}'></body></html>")
+    write_text(
+        out_html,
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(title)}</title></head><body><img src='data:image/png;"
+        f"base64,{data}'></body></html>",
+    )
 
 
 def vocab_page(df: pd.DataFrame, model: str, out_html: str, budget: int) -> None:
@@ -232,8 +286,13 @@ def vocab_page(df: pd.DataFrame, model: str, out_html: str, budget: int) -> None
 
 def sentence_pages(df: pd.DataFrame, model: str, out_png: str, out_html: str, budget: int) -> None:
     methods = set(df["method"])
-    sentences_png(df, "tsne" if "tsne" in methods else sorted(methods)[0], df["pooling"].iloc[0],
-                  f"{model}: sentence embeddings", out_png)
+    sentences_png(
+        df,
+        "tsne" if "tsne" in methods else sorted(methods)[0],
+        df["pooling"].iloc[0],
+        f"{model}: sentence embeddings",
+        out_png,
+    )
     frames = {
         f"{method} · {pooling} · layer {layer}": g
         for (pooling, layer, method), g in df.groupby(["pooling", "layer", "method"], sort=True)

