@@ -15,7 +15,7 @@ from bertlens.config import check_config  # noqa: E402
 check_config(config)
 
 MODELS = {m["name"]: m for m in config["models"]}
-TRAINING = config.get("training", {})
+TRAINING = {k: v for k, v in config.get("training", {}).items() if v is not None}
 
 
 wildcard_constraints:

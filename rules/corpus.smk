@@ -34,6 +34,8 @@ rule download:
     log:
         "results/logs/download/{source}.{ext}.log",
     retries: 1
+    conda:
+        "../envs/corpus.yaml"
     params:
         url=lambda wc: SOURCES[wc.source]["url"],
         sha256=lambda wc: SOURCES[wc.source].get("sha256"),
@@ -58,6 +60,8 @@ rule corpus:
         ),
     log:
         "results/logs/corpus.log",
+    conda:
+        "../envs/corpus.yaml"
     params:
         sources=config["corpus"]["sources"],
         required=required_columns(),

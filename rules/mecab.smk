@@ -27,6 +27,8 @@ rule mecab_stats:
         ),
     log:
         "results/logs/mecab/{column}.log",
+    conda:
+        "../envs/corpus.yaml"
     params:
         dictionary=config["mecab"]["dictionary"],
         top_n=config["mecab"]["top_n"],

@@ -38,6 +38,8 @@ rule tokenize:
         ),
     log:
         "results/logs/tokenize/{model}.log",
+    conda:
+        "../envs/torch.yaml"
     params:
         model=model_params,
     script:
@@ -60,6 +62,8 @@ rule embed:
         "results/logs/embed/{model}.log",
     benchmark:
         "results/benchmarks/embed/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: stage_threads("embed")
     resources:
         gpu=gpu_resources("embed"),
@@ -91,6 +95,8 @@ rule project:
         "results/benchmarks/project/{model}.{target}.tsv"
     wildcard_constraints:
         target="vocab|sentences",
+    conda:
+        "../envs/projection.yaml"
     threads: stage_threads("tsne")
     params:
         target=lambda wc: config["projection"][wc.target],
@@ -116,6 +122,8 @@ rule plot_vocab_png:
         "results/logs/plot/{model}.vocab_{method}.log",
     wildcard_constraints:
         method="tsne|pca",
+    conda:
+        "../envs/plots.yaml"
     params:
         label_count=config["plots"]["label_count"],
     script:
@@ -151,6 +159,8 @@ rule plot_pages:
         ),
     log:
         "results/logs/plot/{model}.pages.log",
+    conda:
+        "../envs/plots.yaml"
     params:
         max_html_points=config["plots"]["max_html_points"],
     script:

@@ -489,7 +489,7 @@ def _max_length_beyond_positions(cfg):
         (_two_model_sources, r"model 'minilm-en': give exactly one of hub, path, package"),
         (_unknown_run, r"model 'easy-ja-bert': trained: 'no-such-run' is not a run"),
         (_revision_without_hub, r"model 'minilm-en': revision only applies to hub"),
-        (_base_model_missing, r"training run 'finetune': init: pretrained needs base_model.*None"),
+        (_base_model_missing, r"training run 'finetune': base_model must name an entry.*None"),
         (_base_model_unknown, r"training run 'finetune': .*base_model.*'bert-base'"),
         (_base_model_is_own_result, r"training run 'finetune': base_model cannot be its own"),
         (_masking_over_one, r"training run 'scratch': masking\.mask_replace \+ masking\.random"),

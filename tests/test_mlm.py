@@ -185,7 +185,9 @@ def test_fill_mask_without_mlm_head_gives_a_note():
 def test_curves_and_summary_html(trained, tmp_path):
     root, summary = trained
     png, html = tmp_path / "curves.png", tmp_path / "summary.html"
-    mlm.plot_curves(pd.read_csv(root / "metrics.csv"), png, title="tiny")
+    from bertlens.io import read_table
+
+    mlm.plot_curves(read_table(root / "metrics.csv"), png, title="tiny")  # "" for NaN
     mlm.write_summary_html(summary, html)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "baseline" in html.read_text(encoding="utf-8")

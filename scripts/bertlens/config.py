@@ -28,7 +28,7 @@ def check_config(config: dict[str, Any]) -> None:
 
     models = config["models"]
     _unique([m["name"] for m in models], "models[].name")
-    training = config.get("training", {})
+    training = {k: v for k, v in config.get("training", {}).items() if v is not None}
     for m in models:
         given = [k for k in SOURCE_KEYS if m.get(k)]
         if len(given) != 1:
@@ -46,12 +46,12 @@ def check_config(config: dict[str, Any]) -> None:
 
     model_names = {m["name"] for m in models}
     for run, t in training.items():
-        if t.get("init") == "pretrained":
-            base = t.get("base_model")
+        base = t.get("base_model")
+        if t.get("init") == "pretrained" or base is not None:
             if base not in model_names:
                 raise UserError(
-                    f"training run '{run}': init: pretrained needs base_model: <name of an entry "
-                    f"in models:> (got {base!r}; models: {', '.join(sorted(model_names))})"
+                    f"training run '{run}': base_model must name an entry in models: (needed for "
+                    f"init: pretrained; got {base!r}; models: {', '.join(sorted(model_names))})"
                 )
             if next(m for m in models if m["name"] == base).get("trained") == run:
                 raise UserError(f"training run '{run}': base_model cannot be its own result")

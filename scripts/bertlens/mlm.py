@@ -1158,7 +1158,8 @@ def plot_curves(metrics: pd.DataFrame, out_png: str | os.PathLike, title: str = 
     from .io import atomic_path
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    m = metrics.sort_values("step")
+    # a CSV read back with keep_default_na=False has "" for the missing step-0 train loss
+    m = metrics.apply(pd.to_numeric, errors="coerce").sort_values("step")
     ax = axes[0]
     ax.plot(m["step"], m["train_loss"], label="train (since previous eval)", marker=".")
     ax.plot(m["step"], m["eval_loss"], label="held-out", marker=".")

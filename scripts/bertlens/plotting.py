@@ -276,7 +276,7 @@ def vocab_page(df: pd.DataFrame, model: str, out_html: str, budget: int) -> None
         {m: g for m, g in df.groupby("method", sort=False)},
         hover=[("token", "token"), ("id", "token_id"), ("frequency", "frequency")],
         color="log10 frequency",
-        title=f"{model}: input token embeddings (whole vocabulary)",
+        title=f"{model}: input token embeddings ({df['token_id'].nunique():,} tokens)",
         note="Each point is a vocabulary entry of the model's input embedding matrix; colour is "
         "log10 of its frequency in the corpus. The view selector switches t-SNE and PCA.",
         out_html=out_html,
