@@ -601,6 +601,7 @@ def run_internals(
     model = model.eval()
     if next(model.parameters()).device.type != "cpu":
         model = model.cpu()
+    max_length = min(max_length, getattr(model.config, "max_position_embeddings", max_length))
     chosen = select_sentences(tokenizer, texts, n_sentences, max_length)
     inputs = prepare_inputs(tokenizer, chosen, max_length)
     checks = run_checks(model, inputs, tolerance, perturb)

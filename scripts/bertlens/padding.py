@@ -517,6 +517,10 @@ def padding_study(
         model = model.cpu()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_layers = _n_layers(model)
+    max_pos = getattr(model.config, "max_position_embeddings", None)
+    if max_pos and max_length > max_pos:
+        log.info("max_length %d capped at the model's %d positions", max_length, max_pos)
+        max_length = int(max_pos)
     corpus_rows = np.asarray(rows if rows is not None else np.arange(len(texts)))
     corpus_ids = tokenize(tokenizer, texts, max_length)
     pick = sample_rows(len(corpus_ids), sample, seed)
