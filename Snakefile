@@ -13,6 +13,7 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/mecab.smk"
 include: "rules/models.smk"
+include: "rules/training.smk"
 
 
 rule all:

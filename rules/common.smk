@@ -3,6 +3,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+# A training run set to null in a config file layered over config.yaml is switched off.
+if isinstance(config.get("training"), dict):
+    config["training"] = {k: v for k, v in config["training"].items() if v is not None}
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 # scripts/ holds the stage scripts and the importable `bertlens` package they call.
@@ -22,6 +26,16 @@ wildcard_constraints:
     model="|".join(MODELS) or "NO_MODEL",
     run="|".join(TRAINING) or "NO_RUN",
     column="[A-Za-z_]+",
+
+
+# Light stages stay on the submitting (login) node when running on a cluster.
+localrules:
+    all,
+    download,
+    corpus,
+    mecab_stats,
+    plot_vocab_png,
+    plot_pages,
 
 
 def lib(*modules):
@@ -65,6 +79,28 @@ def gpu_resources(name):
     return config.get("resources", {}).get(name, {}).get("gpu", 1)
 
 
+def training_mlm_inputs(wildcards):
+    """A run's inputs besides the code: the corpus, plus its trained vocabulary (scratch runs
+    without a base model) or the base model folder when that model is itself trained here.
+    """
+    entry = TRAINING[wildcards.run]
+    inputs = {"corpus": "results/corpus/corpus.parquet"}
+    if entry.get("base_model"):
+        base = MODELS[entry["base_model"]]
+        if base.get("trained"):
+            inputs["base_model_dir"] = trained_dir(base["trained"])
+    else:
+        inputs["vocab"] = f"results/training/{wildcards.run}/vocab/vocab.txt"
+    return inputs
+
+
+def training_base_model(wildcards):
+    """The `models:` entry a run starts from (its weights for init: pretrained, its config and
+    tokenizer for init: scratch); None for a scratch run with its own vocabulary."""
+    name = TRAINING[wildcards.run].get("base_model")
+    return MODELS.get(name) if name else None
+
+
 def all_outputs():
     out = [
         "results/corpus/corpus.parquet",
@@ -73,8 +109,16 @@ def all_outputs():
     out += expand(
         "results/mecab/{column}/stats.json", column=config["mecab"]["columns"]
     )
+    for run, entry in TRAINING.items():
+        out += [
+            f"results/training/{run}/summary.html",
+            f"results/training/{run}/curves.png",
+        ]
+        if not entry.get("base_model"):
+            out.append(f"results/training/{run}/vocab/stats.html")
     for name in MODELS:
         out += [
+            f"results/fill_mask/{name}.html",
             f"results/tokens/{name}/stats.html",
             *(
                 f"results/plots/{name}/vocab_{m}.png"

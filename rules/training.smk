@@ -1,24 +1,3 @@
-def training_mlm_inputs(wildcards):
-    """A run's inputs besides the code: the corpus, plus its trained vocabulary (init: scratch) or
-    the base model folder when that base model is itself trained here (init: pretrained).
-    """
-    entry = TRAINING[wildcards.run]
-    inputs = {"corpus": "results/corpus/corpus.parquet"}
-    if entry.get("init", "scratch") == "scratch":
-        inputs["vocab"] = f"results/training/{wildcards.run}/vocab/vocab.txt"
-    else:
-        base = MODELS[entry["base_model"]]
-        if base.get("trained"):
-            inputs["base_model_dir"] = trained_dir(base["trained"])
-    return inputs
-
-
-def training_base_model(wildcards):
-    """The `models:` entry an init: pretrained run continues from (None for scratch runs)."""
-    name = TRAINING[wildcards.run].get("base_model")
-    return MODELS.get(name) if name else None
-
-
 rule train_vocab:
     input:
         corpus="results/corpus/corpus.parquet",
@@ -38,6 +17,8 @@ rule train_vocab:
         "results/logs/train_vocab/{run}.log",
     benchmark:
         "results/benchmarks/train_vocab/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
     params:
         vocab=lambda wc: TRAINING[wc.run].get("vocab", {}),
         column=lambda wc: TRAINING[wc.run]["column"],
@@ -71,6 +52,8 @@ rule train_mlm:
         "results/logs/train_mlm/{run}.log",
     benchmark:
         "results/benchmarks/train_mlm/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: stage_threads("train")
     resources:
         gpu=gpu_resources("train"),
@@ -99,6 +82,8 @@ rule fill_mask:
         ),
     log:
         "results/logs/fill_mask/{model}.log",
+    conda:
+        "../envs/torch.yaml"
     threads: stage_threads("fill_mask")
     params:
         model=model_params,

@@ -14,9 +14,9 @@ def main(sm):
     name = sm.wildcards.run
     args = TrainArgs.from_config(sm.params.run, name=name, device=sm.params.device)
     texts = corpus_texts(sm.input.corpus, args.column)
-    if args.init == "scratch":
+    if not sm.params.base_model:  # scratch with the vocabulary trained by train_vocab
         source = str(Path(sm.input.vocab).parent)
-    else:
+    else:  # scratch from the base model's config and tokenizer, or continued pretraining
         spec = ModelSpec.from_config(sm.params.base_model)
         source = (spec, location(spec, trained_dir=getattr(sm.input, "base_model_dir", None)))
     summary = train(

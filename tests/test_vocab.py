@@ -109,6 +109,17 @@ def test_special_tokens_checked(tmp_path):
         )
 
 
+def test_extra_special_tokens(tmp_path):
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<ENT>"]
+    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special)
+    (tmp_path / "added_tokens.json").write_text("{}")  # a stale file of an earlier tokenizer
+    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special)
+    assert not (tmp_path / "added_tokens.json").exists()
+    tok = load_trained_tokenizer(tmp_path)
+    assert tok.convert_tokens_to_ids("<ENT>") == 5
+    assert "<ENT>" in tok.tokenize("私は<ENT>が好きです。")
+
+
 def test_settings_defaults_and_unknown_keys():
     assert vocab_settings(None)["size"] == 8000
     assert vocab_settings({"size": 500})["min_frequency"] == 2

@@ -63,6 +63,16 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     proj_meta = json.loads((res / "projection" / "tiny-en" / "vocab.parquet.meta.json").read_text())
     assert proj_meta["seed"] == 42
     assert (res / "mecab" / "easy_ja" / "stats.json").exists()
+    # the model trained in the pipeline is analysed like any other
+    trained = res / "training" / "tiny-ja" / "model"
+    assert (trained / "model.safetensors").is_file() and (trained / "vocab.txt").is_file()
+    metrics = pd.read_csv(res / "training" / "tiny-ja" / "metrics.csv")
+    assert metrics["step"].iloc[-1] == 30 and metrics["step"].is_monotonic_increasing
+    ja_mean = np.load(res / "embeddings" / "tiny-ja" / "sentences_mean.npy")
+    assert ja_mean.shape == (3, 48, 32)
+    fill = pd.read_csv(res / "fill_mask" / "tiny-ja.csv")
+    assert len(fill[fill["rank"] == 1]) == 1
+    assert (res / "plots" / "tiny-ja" / "vocab_tsne.png").stat().st_size > 1000
     # every rule logged somewhere
     logs = list((res / "logs").rglob("*.log"))
     assert len(logs) >= 8
@@ -83,8 +93,9 @@ def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
     proc = snakemake(work, "--configfile", str(changed), "-n", "--cores", "1")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts, proc.stdout[-3000:]
-    assert set(counts) == {"project", "plot_vocab_png", "plot_pages", "all"}, counts
-    assert counts["project"] == 2
+    reasons = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "reason:" in ln]
+    assert set(counts) == {"project", "plot_vocab_png", "plot_pages", "all"}, (counts, reasons)
+    assert counts["project"] == 4  # vocab and sentences of both models
 
 
 def test_lint_is_clean(repo):

@@ -41,6 +41,15 @@ def check_config(config: dict[str, Any]) -> None:
                 f"model '{m['name']}': trained: '{m['trained']}' is not a run under training: "
                 f"(runs: {', '.join(training) or 'none'}); add it or fix the name"
             )
+        run = training.get(m.get("trained") or "")
+        if run and not run.get("base_model"):
+            dic = (run.get("vocab") or {}).get("mecab_dic", "ipadic")
+            if m.get("mecab_dic", "ipadic") != dic:
+                raise UserError(
+                    f"model '{m['name']}': mecab_dic '{m.get('mecab_dic', 'ipadic')}' differs from "
+                    f"the dictionary its vocabulary was trained with ('{dic}' in training run "
+                    f"'{m['trained']}'); use the same dictionary in both"
+                )
         if m.get("revision") and not m.get("hub"):
             raise UserError(f"model '{m['name']}': revision only applies to hub: models")
 

@@ -21,6 +21,7 @@ Comparisons cover real tokens only (pads are meaningless outputs).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -169,11 +170,8 @@ def trace_model(model, inputs: dict[str, torch.Tensor]) -> Trace:
     base = base_of(model)
     bert = is_bert(model)
     feed = dict(inputs)
-    if not bert and "token_type_ids" in feed:
-        import inspect
-
-        if "token_type_ids" not in inspect.signature(base.forward).parameters:
-            feed.pop("token_type_ids")
+    if not bert and "token_type_ids" not in inspect.signature(base.forward).parameters:
+        feed.pop("token_type_ids", None)
     ctx = nullcontext()
     if bert and model.config._attn_implementation != "eager":
         ctx = attn_implementation(model, "eager")
@@ -491,11 +489,10 @@ def check_mlm(
     )
 
 
-def run_checks(
-    model, inputs: dict[str, torch.Tensor], tolerance: float = 1e-4, perturb: Perturb | None = None
+def checks_on_trace(
+    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
 ) -> list[Check]:
-    """Every check on one padded batch (attention and layer checks for every layer)."""
-    trace = trace_model(model, inputs)
+    """Every check against one model run (attention and layer checks for every layer)."""
     checks = [
         check_embeddings(model, trace, tolerance, perturb),
         check_hidden_last(model, trace, tolerance, perturb),
@@ -515,6 +512,13 @@ def run_checks(
         check_mlm(model, trace, tolerance, perturb),
     ]
     return checks
+
+
+def run_checks(
+    model, inputs: dict[str, torch.Tensor], tolerance: float = 1e-4, perturb: Perturb | None = None
+) -> list[Check]:
+    """Run the model once on a padded batch, then every check against that run."""
+    return checks_on_trace(model, trace_model(model, inputs), tolerance, perturb)
 
 
 def checks_frame(checks: Sequence[Check]) -> pd.DataFrame:

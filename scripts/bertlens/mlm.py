@@ -525,6 +525,17 @@ def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
     """
     from . import models as bl_models
 
+    if args.init == "scratch" and isinstance(source, tuple):
+        # The SNOW notebook's setup: the base model's config and tokenizer, random weights.
+        from transformers import AutoConfig, AutoModelForMaskedLM
+
+        spec, loc = source
+        tokenizer = bl_models.load_tokenizer(spec, loc)
+        config = AutoConfig.from_pretrained(loc, revision=spec.revision, trust_remote_code=False)
+        torch.manual_seed(args.seed)
+        model = AutoModelForMaskedLM.from_config(config)
+        desc = f"scratch with the config and tokenizer of {spec.describe()}"
+        return model, tokenizer, desc, json.dumps(["scratch-config", spec.describe()])
     if args.init == "scratch":
         from .vocab import load_trained_tokenizer
 
@@ -968,11 +979,6 @@ def train(
         logger.info("checkpoint written: %s", path)
         return path
 
-    if not rows:
-        record_eval()  # step 0: the untrained model
-    else:
-        write_metrics()
-
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -985,6 +991,10 @@ def train(
         ncols=100,
     )
     try:
+        if not rows:
+            record_eval()  # step 0: the untrained model
+        else:
+            write_metrics()
         while step < total_steps:
             group = []
             for _ in range(args.gradient_accumulation):
@@ -1048,6 +1058,11 @@ def train(
                 last_ckpt = (step, checkpoint())
             if on_step is not None:
                 on_step(step)
+        if not rows or rows[-1]["step"] != step:
+            record_eval()
+        if last_ckpt is None or last_ckpt[0] != step:
+            last_ckpt = (step, checkpoint())
+        write_metrics()
     except torch.cuda.OutOfMemoryError as err:
         raise UserError(
             f"training run '{args.name}': the GPU ran out of memory at step {step + 1} with "
@@ -1056,12 +1071,6 @@ def train(
         ) from err
     finally:
         bar.close()
-
-    if not rows or rows[-1]["step"] != step:
-        record_eval()
-    if last_ckpt is None or last_ckpt[0] != step:
-        last_ckpt = (step, checkpoint())
-    write_metrics()
 
     summary = _summary(
         args,
@@ -1133,6 +1142,7 @@ def _save_model(
             model=f"training run {args.name}",
             init=summary["init"],
             tokenizer=type(tokenizer).__name__,
+            column=args.column,
             seed=args.seed,
             steps=summary["steps"],
             device=summary["device"],

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_path, write_html_table, write_json, write_table
+from .stage import UserError
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,12 @@ COMPARES = {
     "padded": "fp32, right-padded batch with the partner vs the sentence alone (batch size 1)",
     "bf16": "bf16 autocast alone vs fp32 alone",
     "sdpa_vs_eager": "eager attention alone vs SDPA attention alone (fp32)",
-    "left_padding": "left-padded batch with position_ids 0..n-1 vs right-padded batch (fp32)",
+    "left_padding": (
+        "left-padded batch with position_ids 0..n-1 vs the same batch right-padded (fp32)"
+    ),
     "left_padding_no_position_ids": (
-        "left-padded batch without position_ids vs right-padded batch (fp32): real tokens get "
-        "shifted absolute positions"
+        "left-padded batch without position_ids vs the same batch right-padded (fp32): real "
+        "tokens get shifted absolute positions"
     ),
     "cuda": "GPU alone vs CPU alone (fp32)",
     "mask_check": (
@@ -294,6 +297,16 @@ def encode_padded(
     )
 
 
+def left_padding_partner(partners: Sequence[Partner]) -> Partner:
+    """The batch the left-vs-right comparison runs in: the ``longest`` partner (a realistic
+    batch), else the longest partner with a sentence row, else the first."""
+    by_name = {p.name: p for p in partners}
+    if "longest" in by_name:
+        return by_name["longest"]
+    with_rows = [p for p in partners if p.ids is not None]
+    return max(with_rows, key=lambda p: p.length) if with_rows else partners[0]
+
+
 @contextmanager
 def attn_implementation(model, name: str) -> Iterator[None]:
     """Temporarily switch the model's attention implementation (transformers 5
@@ -344,16 +357,15 @@ def compare(
         for name, (x, y) in pooled.items():
             for dst, val in zip(acc[name], _vector_metrics(x, y), strict=True):
                 dst.append(val)
-        # every real token: worst token per layer
-        mx, rel_tok, cos = _vector_metrics(a, b)  # (C, T, L1)
+        # every real token: the worst token per layer (largest difference, lowest cosine)
         m3 = mask[:, :, None]
-        tok_max = mx.masked_fill(~m3, 0).amax(1)
+        tok_max = (a - b).abs().amax(-1).double().masked_fill(~m3, 0).amax(1)  # (C, L1)
         ref_max = a.abs().amax(-1).double().masked_fill(~m3, 0).amax(1)
         tok_rel = torch.where(ref_max > 0, tok_max / ref_max, torch.full_like(ref_max, math.nan))
+        cos = torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1, eps=1e-30)
         tok_cos = cos.masked_fill(~m3, math.inf).amin(1)
         for dst, val in zip(acc["tokens"], (tok_max, tok_rel, tok_cos), strict=True):
             dst.append(val)
-        del rel_tok
         if ref.pooler is not None and var.pooler is not None:
             pa = torch.stack(ref.pooler[k : k + chunk])
             pb = torch.stack(var.pooler[k : k + chunk])
@@ -528,6 +540,8 @@ def padding_study(
     sel_rows = corpus_rows[pick]
     lengths = [len(r) for r in ids]
     resolved = build_partners(partners, corpus_ids, max_length, tokenizer)
+    if not resolved:
+        raise UserError("padding.partners is empty; give at least one partner (e.g. [longest])")
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
     frames: list[pd.DataFrame] = []
@@ -542,24 +556,31 @@ def padding_study(
     timings["alone"] = time.perf_counter() - t
     log.info("encoded %d sentences alone in %.1f s", len(ids), timings["alone"])
 
-    right: dict[str, Encoding] = {}
+    left_partner = left_padding_partner(resolved)
+    right: Encoding | None = None
     t = time.perf_counter()
     for p in resolved:
         enc = encode_padded(model, ids, pad_id, p, batch_size=batch_size, side="right")
         add(compare(alone, enc), "padded", p.name, enc.padded_to)
-        right[p.name] = enc
+        if p is left_partner:
+            right = enc
     timings["padded"] = time.perf_counter() - t
 
-    if "left_padding" in settings:
+    if "left_padding" in settings and right is not None:
         t = time.perf_counter()
-        for p in resolved:
-            for with_pos, name in ((True, "left_padding"), (False, "left_padding_no_position_ids")):
-                enc = encode_padded(
-                    model, ids, pad_id, p, batch_size=batch_size, side="left", position_ids=with_pos
-                )
-                add(compare(right[p.name], enc), name, p.name, enc.padded_to)
+        for with_pos, name in ((True, "left_padding"), (False, "left_padding_no_position_ids")):
+            enc = encode_padded(
+                model,
+                ids,
+                pad_id,
+                left_partner,
+                batch_size=batch_size,
+                side="left",
+                position_ids=with_pos,
+            )
+            add(compare(right, enc), name, left_partner.name, enc.padded_to)
         timings["left_padding"] = time.perf_counter() - t
-    right.clear()
+    right = None
 
     if "bf16" in settings:
         t = time.perf_counter()
@@ -932,6 +953,7 @@ def write_outputs(result: StudyResult, paths: dict[str, str], model_name: str) -
             "partners": [
                 {"name": p.name, "length": p.length, "source": p.source} for p in result.partners
             ],
+            "left_padding_partner": left_padding_partner(result.partners).name,
             "skipped": result.skipped,
             "mask_check": result.mask,
             "timings_s": {k: round(v, 3) for k, v in result.timings.items()},

