@@ -14,6 +14,7 @@ include: "rules/corpus.smk"
 include: "rules/mecab.smk"
 include: "rules/models.smk"
 include: "rules/training.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

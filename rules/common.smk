@@ -119,6 +119,12 @@ def all_outputs():
     for name in MODELS:
         out += [
             f"results/fill_mask/{name}.html",
+            f"results/padding/{name}/verdict.html",
+            f"results/padding/{name}/summary.html",
+            f"results/padding/{name}/histograms.png",
+            f"results/padding/{name}/growth.png",
+            f"results/internals/{name}/checks.html",
+            f"results/internals/{name}/parameters.html",
             f"results/tokens/{name}/stats.html",
             *(
                 f"results/plots/{name}/vocab_{m}.png"

@@ -1,9 +1,21 @@
 """Stage `padding`: how much a sentence's hidden states move when it is encoded inside a padded
 batch instead of alone, and under other numeric settings (bf16, eager attention, left padding,
-GPU), with a verdict per setting against the configured tolerances."""
+GPU), with a verdict per setting against the configured tolerances.
+
+The study runs hundreds of tiny batch-size-1 forward passes. With OpenMP's default busy-waiting,
+torch's threads spin between them and, on a machine shared with other jobs, that slows the whole
+study down several-fold; passive waiting (set before torch loads, unless the user set it) keeps it
+steady. It changes scheduling only, never the numbers.
+"""
 
 from bertlens.io import read_table, write_sidecar
-from bertlens.models import ModelSpec, check_vocab, load_model, load_tokenizer, location
+from bertlens.models import (
+    ModelSpec,
+    check_vocab,
+    load_model,
+    load_tokenizer,
+    location,
+)
 from bertlens.padding import padding_study, write_outputs
 from bertlens.stage import UserError, pick_device, run
 
