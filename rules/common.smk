@@ -14,15 +14,22 @@ SCRIPTS = Path(workflow.basedir) / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from bertlens.config import check_config  # noqa: E402
+from bertlens.config import canonical, check_config  # noqa: E402
 
 check_config(config)
+# Keys sorted at every level: Snakemake compares params by their text, so reordering keys in a
+# config file must not look like a change.
+config.update(canonical(config))
 
 MODELS = {m["name"]: m for m in config["models"]}
 TRAINING = {k: v for k, v in config.get("training", {}).items() if v is not None}
 
 
+SOURCES = {s["name"]: s for s in config["corpus"]["sources"]}
+
+
 wildcard_constraints:
+    source="|".join(SOURCES),
     model="|".join(MODELS) or "NO_MODEL",
     run="|".join(TRAINING) or "NO_RUN",
     column="[A-Za-z_]+",
@@ -36,6 +43,27 @@ localrules:
     mecab_stats,
     plot_vocab_png,
     plot_pages,
+
+
+def source_file(name):
+    """The local file of a corpus source: its path, or the cached download of its url."""
+    src = SOURCES[name]
+    if src.get("url"):
+        return f"results/downloads/{name}.{corpus_format(src)}"
+    return src["path"]
+
+
+def corpus_format(src):
+    from bertlens.corpus import source_format
+
+    return source_format(src)
+
+
+def required_columns():
+    cols = [m["column"] for m in config["models"]]
+    cols += config["mecab"]["columns"]
+    cols += [t["column"] for t in config.get("training", {}).values()]
+    return sorted(set(cols))
 
 
 def lib(*modules):

@@ -1,31 +1,3 @@
-SOURCES = {s["name"]: s for s in config["corpus"]["sources"]}
-
-
-wildcard_constraints:
-    source="|".join(SOURCES),
-
-
-def source_file(name):
-    """The local file of a corpus source: its path, or the cached download of its url."""
-    src = SOURCES[name]
-    if src.get("url"):
-        return f"results/downloads/{name}.{corpus_format(src)}"
-    return src["path"]
-
-
-def corpus_format(src):
-    from bertlens.corpus import source_format
-
-    return source_format(src)
-
-
-def required_columns():
-    cols = [m["column"] for m in config["models"]]
-    cols += config["mecab"]["columns"]
-    cols += [t["column"] for t in config.get("training", {}).values()]
-    return sorted(set(cols))
-
-
 rule download:
     input:
         code=lib("corpus"),

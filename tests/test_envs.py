@@ -42,7 +42,9 @@ def test_every_env_pin_matches_requirements():
             name, _, version = spec.partition("==")
             assert version, f"{env.name}: {spec} is not pinned"
             assert canonical(name) in pins, f"{env.name}: {name} is not in requirements.txt"
-            assert pins[canonical(name)] == version, f"{env.name}: {spec} != {pins[canonical(name)]}"
+            assert pins[canonical(name)] == version, (
+                f"{env.name}: {spec} != {pins[canonical(name)]}"
+            )
 
 
 def test_every_rule_names_an_existing_env():

@@ -76,6 +76,21 @@ def workflow_rules() -> dict[str, str]:
     return rules
 
 
+def workflow_gpu_keys() -> dict[str, str]:
+    """GPU rule -> its key under the config's `resources:` (gpu_resources("<key>"))."""
+    keys = {}
+    for name, text in workflow_rules().items():
+        if m := re.search(r'gpu_resources\("(\w+)"\)', text):
+            keys[name] = m.group(1)
+    return keys
+
+
+def cpu_only_gpu_rule() -> str | None:
+    """The GPU stage the cluster test switches to CPU through the config (embed stays on GPU)."""
+    others = sorted(set(workflow_gpu_keys()) - {"embed"})
+    return "padding" if "padding" in others else next(iter(others), None)
+
+
 def workflow_gpu_rules() -> set[str]:
     """Rules whose resources ask for `gpu` (via gpu_resources(...))."""
     return {name for name, text in workflow_rules().items() if re.search(r"\bgpu\s*=", text)}
@@ -238,27 +253,44 @@ def run_on_cluster(work: Path, cfg: Path, *extra: str):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model):
-    """The tiny workflow with profiles/slurm on the test cluster and, at the same time, locally
-    (the local run fills the waits between the executor's status checks)."""
+    """The tiny workflow with profiles/slurm on the test cluster and, at the same time (the waits
+    between the executor's status checks leave room), locally up to the results compared. Both
+    with one GPU stage other than embed made CPU-only by the config."""
     if problem := cluster_problem():
         pytest.skip(problem)
+    # One thread per stage in both runs (same threads, same t-SNE and training results): each
+    # job then takes one CPU, so two fit the 2-CPU test node side by side.
+    stages = set()
+    for path in _rule_files():
+        stages |= set(re.findall(r'stage_threads\("(\w+)"\)', path.read_text()))
+    off = cpu_only_gpu_rule()
+    resources = {workflow_gpu_keys()[off]: {"gpu": 0}} if off else {}
 
     def prepare(name: str):
         work = tmp_path_factory.mktemp(name)
         corpus = write_tiny_corpus(work / "tiny.tsv")
-        # one t-SNE thread, so the two projection jobs fit the 2-CPU test node side by side
-        cfg = tiny_config(work, tiny_model, corpus, threads={"tsne": 1})
-        return work, write_config(work / "tiny.yaml", cfg)
+        threads = dict.fromkeys(stages, 1)
+        cfg = tiny_config(work, tiny_model, corpus, threads=threads, resources=resources)
+        return work, write_config(work / "tiny.yaml", cfg), cfg
 
-    local, local_cfg = prepare("local-run")
-    cluster, cluster_cfg = prepare("slurm-run")
+    cluster, cluster_cfg, cfg = prepare("slurm-run")
+    local, local_cfg, _ = prepare("local-run")
+    compared = [
+        "results/corpus/corpus.parquet",
+        *(f"results/mecab/{c}/stats.json" for c in cfg["mecab"]["columns"]),
+        *(
+            f"results/projection/{m['name']}/{target}.parquet"
+            for m in cfg["models"]
+            for target in ("vocab", "sentences")
+        ),
+    ]
     with ThreadPoolExecutor(1) as pool:
         local_run = pool.submit(
-            snakemake, local, "--configfile", str(local_cfg), "--cores", "2", "--resources", "gpu=1"
+            snakemake, local, "--configfile", str(local_cfg), "--cores", "2", *compared
         )
-        proc, jobs = run_on_cluster(cluster, cluster_cfg)
+        _, jobs = run_on_cluster(cluster, cluster_cfg)
         local_run.result()
-    return SimpleNamespace(local=local, cluster=cluster, cfg=cluster_cfg, proc=proc, jobs=jobs)
+    return SimpleNamespace(local=local, cluster=cluster, jobs=jobs, off=off)
 
 
 @pytest.mark.slurm
@@ -290,10 +322,12 @@ def test_gpu_stages_get_a_gpu_and_cpu_stages_do_not(runs):
     profile = load_profile()
     default_partition, _ = profile_partitions()
     remote = [j for j in runs.jobs if j.slurm_id]
-    assert {"embed"} <= {j.rule for j in remote} & gpu_rules
+    assert "embed" in {j.rule for j in remote}
     for job in remote:
         call, rec = job.sbatch, job.record
         assert call, f"no sbatch call logged for {job.rule}"
+        if job.rule == runs.off:
+            continue  # CPU-only by the config: test_config_makes_a_gpu_stage_a_cpu_job
         if job.rule in gpu_rules:
             # gpu=1 comes from the workflow (config `resources:` default), the plugin turns it
             # into --gpus=1 and slurmctld allocated the node's GPU to the job
@@ -355,21 +389,18 @@ def test_results_equal_a_local_run(runs):
 
 
 @pytest.mark.slurm
-def test_config_makes_a_gpu_stage_a_cpu_job(runs, tmp_path):
-    """`resources: {embed: {gpu: 0}}` in the config: the same profile submits embed without a GPU
-    (on a copy of the finished run, rerunning one model's embed)."""
-    work = tmp_path / "cpu-embed"
-    shutil.copytree(runs.cluster, work, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
-    cfg = yaml.safe_load(runs.cfg.read_text())
-    cfg["resources"] = {"embed": {"gpu": 0}}
-    cfg_path = write_config(work / "cpu-embed.yaml", cfg)
-    target = "results/embeddings/tiny-en/facts.json"
-    _, jobs = run_on_cluster(work, cfg_path, target, "--forcerun", "embed")
-    embeds = [j for j in jobs if j.rule == "embed"]
-    assert len(embeds) == 1, jobs
-    (job,) = embeds
-    assert job.resources.get("gpu") == "0", job.resources
-    assert job.slurm_id and job.record["JobState"] == "COMPLETED", job
-    assert not re.search(r"--(gpus|gres)\b", job.sbatch), job.sbatch
-    assert re.search(r"--cpus-per-task=\d+", job.sbatch), job.sbatch
-    assert "TresPerJob" not in job.record and job.record.get("JOB_GRES", "(null)") == "(null)"
+def test_config_makes_a_gpu_stage_a_cpu_job(runs):
+    """`resources: {<stage>: {gpu: 0}}` in the config: the same profile submits that GPU stage
+    without a GPU (while embed, in the same run, gets one)."""
+    if runs.off is None:
+        pytest.skip("the workflow has no GPU stage besides embed")
+    key = workflow_gpu_keys()[runs.off]
+    jobs = [j for j in runs.jobs if j.rule == runs.off]
+    assert jobs, f"the tiny run has no {runs.off} job; pick another GPU stage for this check"
+    for job in jobs:
+        assert job.resources.get("gpu") == "0", (key, job.resources)
+        assert job.slurm_id and job.record["JobState"] == "COMPLETED", job
+        assert not re.search(r"--(gpus|gres)\b", job.sbatch), job.sbatch
+        assert re.search(r"--cpus-per-task=\d+", job.sbatch), job.sbatch
+        assert "TresPerJob" not in job.record, job.record
+        assert job.record.get("JOB_GRES", "(null)") == "(null)", job.record

@@ -82,6 +82,15 @@ def check_config(config: dict[str, Any]) -> None:
             )
 
 
+def canonical(value: Any) -> Any:
+    """The same value with the keys of every mapping sorted (lists keep their order)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def _unique(values: list[str], key: str) -> None:
     dup = sorted({v for v in values if values.count(v) > 1})
     if dup:

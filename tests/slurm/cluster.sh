@@ -11,21 +11,24 @@
 # munge, slurmctld/slurmd as root) and write their pid files into the state dir. No cgroups
 # (proctrack/linuxproc, task/none), no accounting database: the executor plugin must query job
 # status with `--slurm-status-command squeue` (MinJobAge=600 keeps finished jobs visible). The
-# node (CPUs and memory from `slurmd -C`) declares one GPU, Gres=gpu:1, backed by a placeholder
-# device file, so `--gpus=1` jobs are schedulable and get CUDA_VISIBLE_DEVICES=0 on a CPU-only
+# node (CPUs and memory from `slurmd -C`) declares GPUs, Gres=gpu:4, backed by placeholder
+# device files, so `--gpus=1` jobs are schedulable and get CUDA_VISIBLE_DEVICES on a CPU-only
 # machine. Partitions `cpu` (default) and `gpu` both hold the node, as profiles/slurm expects.
 # Config files carry the marker line below; a slurm.conf without it (a real cluster's) is never
 # overwritten or removed. /etc/slurm/slurm.conf is where it has to be: the job steps do not see
 # a SLURM_CONF variable (the jobstep executor drops SLURM_* from their environment).
 #
 # Environment: BERTLENS_SLURM_STATE (state dir, default /var/tmp/bertlens-slurm),
-# BERTLENS_SLURM_CTLD_PORT / BERTLENS_SLURM_SLURMD_PORT (default 6817 / 6818).
+# BERTLENS_SLURM_CTLD_PORT / BERTLENS_SLURM_SLURMD_PORT (default 6817 / 6818),
+# BERTLENS_SLURM_GPUS (placeholder GPUs on the node, default 4).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STATE="${BERTLENS_SLURM_STATE:-/var/tmp/bertlens-slurm}"
 CTLD_PORT="${BERTLENS_SLURM_CTLD_PORT:-6817}"
 SLURMD_PORT="${BERTLENS_SLURM_SLURMD_PORT:-6818}"
+# placeholder GPUs on the node: several, so the workflow's GPU stages do not queue for one
+GPUS="${BERTLENS_SLURM_GPUS:-4}"
 ETC=/etc/slurm
 MARKER="bertlens-test-cluster"
 STARTED="$STATE/started" # lines "name pid" of the daemons this script started
@@ -138,23 +141,26 @@ write_config() {
     done
     mkdir -p "$ETC"
     sed -e "s|@NODENAME@|$node|g" -e "s|@NODE_HW@|$hw|" -e "s|@STATE@|$STATE|g" \
-        -e "s|@CTLD_PORT@|$CTLD_PORT|" -e "s|@SLURMD_PORT@|$SLURMD_PORT|" \
+        -e "s|@GPUS@|$GPUS|" -e "s|@CTLD_PORT@|$CTLD_PORT|" -e "s|@SLURMD_PORT@|$SLURMD_PORT|" \
         "$HERE/slurm.conf.in" >"$ETC/slurm.conf"
     # slurmd 22.05 drops a GPU without File= ("Removing file-less GPU gpu:(null) from final GRES
     # list"; the node goes INVALID: "gres/gpu count reported lower than configured (0 < 1)"), so
-    # the GPU points at a placeholder device: a twin of /dev/null (char 1:3) named nvidia0, or,
+    # each GPU points at a placeholder device: a twin of /dev/null (char 1:3) named nvidiaN, or,
     # where mknod is not allowed, an empty file (slurmd then logs "not a valid character or block
-    # device" but still counts it). Jobs given it see CUDA_VISIBLE_DEVICES=0 and SLURM_JOB_GPUS=0;
-    # no CUDA runtime finds a GPU there, so the GPU stages fall back to the CPU.
-    local dev="$STATE/dev/nvidia0"
+    # device" but still counts it). A job given one sees CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS
+    # set; no CUDA runtime finds a GPU there, so the GPU stages fall back to the CPU.
+    local i dev
     mkdir -p "$STATE/dev"
-    rm -f "$dev"
-    mknod "$dev" c 1 3 2>/dev/null || : >"$dev"
+    for ((i = 0; i < GPUS; i++)); do
+        dev="$STATE/dev/nvidia$i"
+        rm -f "$dev"
+        mknod "$dev" c 1 3 2>/dev/null || : >"$dev"
+    done
     cat >"$ETC/gres.conf" <<EOF
-# $MARKER: written by tests/slurm/cluster.sh. One placeholder GPU, no real device behind it.
-NodeName=$node Name=gpu Count=1 File=$dev
+# $MARKER: written by tests/slurm/cluster.sh. Placeholder GPUs, no real device behind them.
+NodeName=$node Name=gpu Count=$GPUS File=$STATE/dev/nvidia[0-$((GPUS - 1))]
 EOF
-    log "wrote $ETC/slurm.conf (node $node: $hw, Gres=gpu:1) and $ETC/gres.conf"
+    log "wrote $ETC/slurm.conf (node $node: $hw, Gres=gpu:$GPUS) and $ETC/gres.conf"
 }
 
 no_active_jobs() { [ -z "$(timeout 5 squeue -h -t RUNNING,PENDING,COMPLETING -o %i 2>/dev/null)" ]; }
