@@ -2,8 +2,8 @@
 stage runs as a SLURM job, the GPU stages ask SLURM for a GPU and get one while the CPU stages do
 not, the light stages stay on the submitting node, and the results equal a local run's.
 
-The cluster is the single-node one of ``tests/slurm/cluster.sh start`` (slurm-wlm, munge, one
-placeholder GPU, partitions ``cpu`` and ``gpu``); without it these tests are skipped with the
+The cluster is the single-node one of ``tests/slurm/cluster.sh start`` (slurm-wlm, munge,
+placeholder GPUs, partitions ``cpu`` and ``gpu``); without it these tests are skipped with the
 reason. The profile's own consistency with the workflow is checked without a cluster."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def cluster_problem() -> str | None:
             return f"SLURM is not installed here (no {tool}); {START_HINT}"
     try:
         proc = subprocess.run(
-            ["sinfo", "-h", "-N", "-o", "%N %P %T %G %m %c"],
+            ["sinfo", "-h", "-N", "-o", "%N %P %T %G %m"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -156,8 +156,9 @@ def cluster_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return f"sinfo timed out (no slurmctld answering); {START_HINT}"
     if proc.returncode != 0:
-        return f"sinfo failed: {proc.stderr.strip() or proc.stdout.strip()}; {START_HINT}"
-    # the biggest job of the profile must fit a node: memory (MB) and the tiny run's 2 threads
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
+        return f"sinfo failed ({' '.join(last)}); {START_HINT}"
+    # the biggest job of the profile must fit on a node (memory in MB; the runs use 1 thread)
     profile = load_profile()
     mem = max(
         int(r.get("mem_mb", 0))
@@ -167,17 +168,16 @@ def cluster_problem() -> str | None:
     for row in proc.stdout.splitlines():
         parts = row.split()
         if (
-            len(parts) == 6
+            len(parts) == 5
             and parts[2] in ("idle", "mixed")
             and "gpu" in parts[3]
             and int(parts[4]) >= mem
-            and int(parts[5]) >= 2
         ):
             ready.add(parts[1].rstrip("*"))
     _, wanted = profile_partitions()
     if missing := sorted(wanted - ready):
         return (
-            f"no idle node with a GPU GRES, >= {mem} MB and >= 2 CPUs in partition(s) {missing} "
+            f"no idle node with a GPU GRES and >= {mem} MB in partition(s) {missing} "
             f"that profiles/slurm uses (sinfo: {proc.stdout.strip()!r}); {START_HINT}"
         )
     return None
@@ -252,12 +252,13 @@ def run_on_cluster(work: Path, cfg: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model):
+def runs(request, tmp_path_factory):
     """The tiny workflow with profiles/slurm on the test cluster and, at the same time (the waits
     between the executor's status checks leave room), locally up to the results compared. Both
     with one GPU stage other than embed made CPU-only by the config."""
     if problem := cluster_problem():
         pytest.skip(problem)
+    tiny_model = request.getfixturevalue("tiny_model")
     # One thread per stage in both runs (same threads, same t-SNE and training results): each
     # job then takes one CPU, so two fit the 2-CPU test node side by side.
     stages = set()
@@ -330,7 +331,7 @@ def test_gpu_stages_get_a_gpu_and_cpu_stages_do_not(runs):
             continue  # CPU-only by the config: test_config_makes_a_gpu_stage_a_cpu_job
         if job.rule in gpu_rules:
             # gpu=1 comes from the workflow (config `resources:` default), the plugin turns it
-            # into --gpus=1 and slurmctld allocated the node's GPU to the job
+            # into --gpus=1 and slurmctld allocated one of the node's GPUs to the job
             assert job.resources.get("gpu") == "1", job.resources
             assert "--gpus=1" in call and "--gres" not in call, call
             assert re.search(r"--cpus-per-gpu=\d+", call), call

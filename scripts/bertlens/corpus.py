@@ -80,7 +80,8 @@ def download(
             if attempt < retries:
                 time.sleep(backoff * 2**attempt)
     raise UserError(
-        f"could not download {url} after {retries + 1} attempts ({_reason(last)}); check the URL "
+        f"could not download {url} after {retries + 1} attempt{'s' if retries else ''} "
+        f"({_reason(last)}); check the URL "
         "and your network, or download the file yourself and use 'path:' instead of 'url:'"
     )
 
@@ -228,10 +229,20 @@ def read_source(
         raise UserError(
             f"corpus source '{name}': '{path}' has none of the expected columns "
             f"({', '.join(k for k in SNOW_COLUMNS if k != 'ID')} or {', '.join(TEXT_COLUMNS)}); "
-            f"found: {', '.join(map(str, df.columns)) or 'no columns'}"
+            f"found: {', '.join(map(str, df.columns)) or 'no columns'}; give the file a header "
+            "row with these names"
+            + (
+                f" or pick the sheet that has one with sheet: (now {sheet!r})"
+                if fmt == "xlsx"
+                else ""
+            )
         )
     if df.empty:
-        raise UserError(f"corpus source '{name}': '{path}' has a header but no rows")
+        raise UserError(
+            f"corpus source '{name}': '{path}' has a header but no rows; add rows"
+            + (f", pick another sheet with sheet: (now {sheet!r})" if fmt == "xlsx" else "")
+            + " or remove the source from corpus.sources"
+        )
     if "id" not in df.columns:
         df["id"] = [f"{name}-{i + 1}" for i in range(len(df))]
     df = df[["id", *present]].copy()
@@ -294,9 +305,11 @@ def clean(
         df = df.head(max_rows)
     df = df.reset_index(drop=True)
     if df.empty:
+        read = ", ".join(f"{k}: {v}" for k, v in stats["rows_in"].items())
         raise UserError(
             "the corpus is empty after dropping rows with empty "
-            f"{'/'.join(required)} and duplicates; check the source files"
+            f"{'/'.join(required)} and duplicates (rows read: {read}); give sources with text in "
+            f"{'/'.join(required)} (a .txt source fills its text_column, by default easy_ja)"
         )
     stats["rows_out"] = int(len(df))
     stats["columns"] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,6 +79,40 @@ def encode(
     return result
 
 
+class NpyRowWriter:
+    """Write a (layers, rows, hidden) ``.npy`` file row by row with ``os.pwrite``.
+
+    Rows arrive in length-sorted order, i.e. scattered over the file. Writing them through a
+    memory map would keep every touched page resident in the process (RSS grows with the corpus);
+    positioned writes leave the data to the page cache, so memory stays bounded by the batch.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, int, int], dtype: str = "float32"):
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": shape}
+        self.fh = open(path, "wb")  # noqa: SIM115 (closed in close())
+        np.lib.format.write_array_header_1_0(self.fh, header)
+        self.fh.flush()
+        self.offset = self.fh.tell()
+        self.row_bytes = shape[2] * self.dtype.itemsize
+        self.fh.truncate(self.offset + shape[0] * shape[1] * self.row_bytes)
+
+    def write(self, block: np.ndarray, rows: np.ndarray) -> None:
+        """``block`` (layers, len(rows), hidden) goes to ``rows`` of every layer."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        fd = self.fh.fileno()
+        n_rows = self.shape[1]
+        for layer in range(block.shape[0]):
+            base = self.offset + layer * n_rows * self.row_bytes
+            for j, row in enumerate(rows):
+                os.pwrite(fd, block[layer, j].tobytes(), base + int(row) * self.row_bytes)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def sentence_embeddings(
     model,
     ids: Sequence[np.ndarray],
@@ -100,11 +135,12 @@ def sentence_embeddings(
     padded = 0
     # Each file is written under a temporary name and renamed only when all batches are done.
     with contextlib.ExitStack() as stack:
-        arrays: dict[str, np.ndarray] = {}
+        writers: dict[str, NpyRowWriter] = {}
         for how in wanted:
             tmp = stack.enter_context(atomic_path(out_paths[how], suffix=".npy"))
             shape = (1 if how == "pooler" else n_layers + 1, len(ids), hidden)
-            arrays[how] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            writers[how] = NpyRowWriter(tmp, shape, dtype)
+            stack.callback(writers[how].close)
         with torch.inference_mode():
             for b, batch in enumerate(length_sorted_batches(lengths, batch_size)):
                 input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
@@ -112,7 +148,7 @@ def sentence_embeddings(
                 padded += mask.numel()
                 pooled = encode(model, input_ids.to(device), mask.to(device), wanted)
                 for how, vecs in pooled.items():
-                    arrays[how][:, batch, :] = vecs.float().cpu().numpy()
+                    writers[how].write(vecs.float().cpu().numpy(), batch)
                 if b % 20 == 0:
                     done = min((b + 1) * batch_size, len(ids))
                     log.info(
@@ -121,9 +157,6 @@ def sentence_embeddings(
                         len(ids),
                         time.perf_counter() - started,
                     )
-        for arr in arrays.values():
-            arr.flush()
-        arrays.clear()
     elapsed = time.perf_counter() - started
     skipped = [p for p in poolings if p not in wanted]
     if skipped:

@@ -56,19 +56,26 @@ def weight_files(loc: str, revision: str | None) -> list[Path]:
 
 
 def weight_names(loc: str, revision: str | None = None) -> list[str] | None:
-    """The parameter names stored for a model (no tensors are loaded); None when unknown."""
+    """The parameter names stored for a model (no tensors are loaded); None when unknown (an
+    unreadable file too: loading the model then reports what is wrong with it)."""
+    from safetensors import SafetensorError
+
     for path in weight_files(loc, revision):
-        if path.name.endswith(".index.json"):
-            return list(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}))
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
+        try:
+            if path.name.endswith(".index.json"):
+                return list(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}))
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
 
-            with safe_open(str(path), framework="pt") as f:
-                return list(f.keys())
-        if path.suffix == ".bin":
-            import torch
+                with safe_open(str(path), framework="pt") as f:
+                    return list(f.keys())
+            if path.suffix == ".bin":
+                import torch
 
-            return list(torch.load(path, map_location="meta", weights_only=True, mmap=True))
+                return list(torch.load(path, map_location="meta", weights_only=True, mmap=True))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            log.warning("cannot list the weights in %s (%s)", path, err)
+            return None
     return None
 
 
@@ -158,7 +165,8 @@ def run_fill_mask(spec, loc: str, probes: Sequence[str], top_k: int) -> pd.DataF
         return note_frame(
             f"model '{spec.name}' ({spec.describe()}) has no masked-LM head in its weights (an "
             "encoder-only checkpoint); fill-mask predictions would come from a random head, so "
-            "none are shown",
+            "none are shown; for predictions, use a checkpoint saved with its MLM head "
+            "(*ForMaskedLM or *ForPreTraining)",
             probes,
         )
     tokenizer = load_tokenizer(spec, loc)

@@ -23,6 +23,7 @@ tokenizer does internally), which yields the same pieces with exact word boundar
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -62,6 +63,8 @@ CHUNK_BATCHES = 50
 #: How many checkpoints stay on disk.
 KEEP_CHECKPOINTS = 2
 _CKPT_RE = re.compile(r"^step-(\d{8})$")
+#: errno values of a full disk or an exceeded quota.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 BERT_DEFAULTS: dict[str, Any] = {
     "num_hidden_layers": 4,
@@ -832,7 +835,11 @@ def train(
 
     texts = [t for t in corpus_texts if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
-        raise UserError(f"training run '{args.name}' needs at least 2 texts (got {len(texts)})")
+        raise UserError(
+            f"training run '{args.name}' needs at least 2 non-empty texts in column "
+            f"'{args.column}' (one to train on, one to hold out; got {len(texts)}); add text to "
+            "the corpus or train on another column"
+        )
     model, tokenizer, init_desc, init_key = _load_init(args, tokenizer_dir_or_base_model)
     max_pos = int(getattr(model.config, "max_position_embeddings", args.max_length))
     max_length = min(args.max_length, max_pos)
@@ -842,8 +849,20 @@ def train(
     # held-out split (seeded)
     perm = np.random.default_rng(args.seed).permutation(len(texts))
     n_eval = max(1, round(len(texts) * args.eval_fraction))
-    if len(texts) - n_eval < 1:
-        raise UserError(f"training run '{args.name}': eval_fraction leaves no training sentences")
+    n_train = len(texts) - n_eval
+    if n_train < 1:
+        raise UserError(
+            f"training run '{args.name}': eval_fraction {args.eval_fraction:g} holds out {n_eval} "
+            f"of {len(texts)} sentences and leaves none to train on; lower eval_fraction or add "
+            "text to the corpus"
+        )
+    if n_train < args.batch_size:
+        raise UserError(
+            f"training run '{args.name}': {n_train} training sentences (of {len(texts)}; "
+            f"{n_eval} held out by eval_fraction {args.eval_fraction:g}) do not fill one batch "
+            f"of batch_size {args.batch_size}; set batch_size to at most {n_train} or add text to "
+            "the corpus"
+        )
     eval_idx, train_idx = np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
     encoded = encode_texts(tokenizer, texts, max_length)
     train_data, eval_data = encoded.subset(train_idx), encoded.subset(eval_idx)
@@ -864,6 +883,12 @@ def train(
     }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     eval_set = _eval_set(eval_data, args, masking, pad_id, special_ids)
+    if eval_set.masked == 0:
+        raise UserError(
+            f"training run '{args.name}': the {n_eval} held-out sentences got no masked tokens "
+            f"(masking probability {args.mlm_probability:g}), so nothing can be evaluated; raise "
+            "eval_fraction or add text to the corpus"
+        )
     counts = np.bincount(torch.cat(train_data.input_ids).numpy(), minlength=vocab_size)
     counts[special_ids.numpy()] = 0
     baseline_id = int(counts.argmax())
@@ -975,7 +1000,18 @@ def train(
             "fingerprint": fingerprint,
             "args": asdict(args),
         }
-        path = _save_checkpoint(checkpoint_dir, step, model, optimizer, scheduler, mask_gen, state)
+        try:
+            path = _save_checkpoint(
+                checkpoint_dir, step, model, optimizer, scheduler, mask_gen, state
+            )
+        except OSError as err:
+            if err.errno not in _DISK_FULL:
+                raise
+            raise UserError(
+                f"training run '{args.name}': no space left on the device while writing the "
+                f"checkpoint of step {step} under '{checkpoint_dir}' ({err}); free disk space and "
+                "rerun (it resumes from the last complete checkpoint)"
+            ) from err
         logger.info("checkpoint written: %s", path)
         return path
 
@@ -1033,8 +1069,9 @@ def train(
                     )
                     raise UserError(
                         f"training run '{args.name}': the loss became {value} at step {step + 1}; "
-                        f"last good checkpoint: {where}; lower learning_rate, raise warmup_ratio or "
-                        "set bf16: false, then rerun (delete the checkpoints folder to start over)"
+                        f"last good checkpoint: {where}; lower learning_rate (now "
+                        f"{args.learning_rate:g}), raise warmup_ratio or "
+                        "set bf16: false and rerun (changed settings start the run over)"
                     )
                 (loss / max(n_masked, 1)).backward()
                 step_loss += value
@@ -1064,10 +1101,17 @@ def train(
             last_ckpt = (step, checkpoint())
         write_metrics()
     except torch.cuda.OutOfMemoryError as err:
+        half = args.batch_size // 2
+        try_this = (
+            f"batch_size: {half} with gradient_accumulation: {2 * args.gradient_accumulation} "
+            "keeps the effective batch"
+            if half
+            else "batch_size is already 1: lower max_length or use a smaller model"
+        )
         raise UserError(
             f"training run '{args.name}': the GPU ran out of memory at step {step + 1} with "
-            f"batch_size {args.batch_size}; set a smaller batch_size (and raise "
-            "gradient_accumulation to keep the effective batch), or lower max_length"
+            f"batch_size {args.batch_size}; set a smaller batch_size ({try_this}), or lower "
+            "max_length"
         ) from err
     finally:
         bar.close()
@@ -1094,7 +1138,16 @@ def train(
         resumed_from_step=resumed_from,
         baseline_token=tokenizer.convert_ids_to_tokens(baseline_id),
     )
-    _save_model(model, tokenizer, out_model_dir, args, summary)
+    try:
+        _save_model(model, tokenizer, out_model_dir, args, summary)
+    except OSError as err:
+        if err.errno not in _DISK_FULL:
+            raise
+        raise UserError(
+            f"training run '{args.name}': no space left on the device while saving the model to "
+            f"'{out_model_dir}' ({err}); nothing was kept there: free disk space and rerun (it "
+            f"resumes from the checkpoint of step {last_ckpt[0]} and only saves the model)"
+        ) from err
     write_json(summary_json, summary)
     logger.info(
         "done: %d steps, eval loss %.4f -> %.4f, accuracy %.4f (baseline %.4f); model in %s",

@@ -123,10 +123,19 @@ def _check_local_dir(spec: ModelSpec, path: Path) -> None:
 def _hub_hint(spec: ModelSpec, err: Exception) -> UserError:
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
+    online = "unset HF_HUB_OFFLINE and run" if offline else "run"
     return UserError(
         f"model '{spec.name}': hub id '{spec.ref}' is not in the local Hugging Face cache and "
-        f"{why} ({type(err).__name__}); fix: run once with internet access, set HF_ENDPOINT to "
-        "a reachable mirror, or download it elsewhere and use 'path: <folder>' in the config"
+        f"{why} ({type(err).__name__}); fix: {online} once with internet access, set HF_ENDPOINT "
+        "to a reachable mirror, or download it elsewhere and use 'path: <folder>' in the config"
+    )
+
+
+def _remote_code_error(spec: ModelSpec, loc: str) -> UserError:
+    return UserError(
+        f"model '{spec.name}': '{loc}' needs code from the model repository to load (auto_map in "
+        "its config); bertlens never runs such code (trust_remote_code=False): use a model whose "
+        "architecture transformers itself provides"
     )
 
 
@@ -146,7 +155,8 @@ def check_mecab(dic: str = "ipadic") -> None:
     package = {"ipadic": "ipadic", "unidic_lite": "unidic-lite", "unidic": "unidic"}.get(dic)
     if package is None:
         raise UserError(
-            f"unknown MeCab dictionary '{dic}'; use ipadic, unidic_lite or unidic in the config"
+            f"unknown MeCab dictionary '{dic}'; use ipadic or unidic_lite (mecab_dic: of a model, "
+            "mecab.dictionary:, training vocab mecab_dic:)"
         )
     for module, pip_name in (("fugashi", "fugashi"), (dic, package)):
         if importlib.util.find_spec(module) is None:
@@ -176,7 +186,9 @@ def mecab_tagger(dic: str = "ipadic", wakati: bool = True):
             return fugashi.GenericTagger(f'-r "{d}/mecabrc" -d "{d}"' + opt)
         return fugashi.GenericTagger(opt.strip())
     except RuntimeError as err:
-        detail = [ln for ln in str(err).splitlines() if ln.strip()][-1]
+        # the last line that says something (fugashi ends its message with a line of dashes)
+        said = [ln.strip() for ln in str(err).splitlines() if any(c.isalnum() for c in ln)]
+        detail = said[-1] if said else "no details"
         raise UserError(
             f"MeCab could not open the '{dic}' dictionary ({detail}); reinstall it with "
             f"'pip install --force-reinstall {dic.replace('_', '-')}'"
@@ -205,6 +217,10 @@ def load_tokenizer(spec: ModelSpec, loc: str):
         raise UserError(
             f"model '{spec.name}': cannot load the tokenizer from '{loc}': {err}"
         ) from err
+    except ValueError as err:
+        if "custom code" in str(err):
+            raise _remote_code_error(spec, loc) from err
+        raise
 
 
 def load_model(
@@ -216,6 +232,7 @@ def load_model(
     (a model trained with an MLM head only) is dropped rather than left randomly initialised.
     ``head="mlm"`` gives ``AutoModelForMaskedLM``.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModel, AutoModelForMaskedLM
 
     cls = AutoModelForMaskedLM if head == "mlm" else AutoModel
@@ -228,7 +245,14 @@ def load_model(
         if spec.source == "hub":
             raise _hub_hint(spec, err) from err
         raise UserError(f"model '{spec.name}': cannot load weights from '{loc}': {err}") from err
+    except SafetensorError as err:
+        raise UserError(
+            f"model '{spec.name}': the weights file in '{loc}' is corrupt or incomplete ({err}); "
+            "save the model again (save_pretrained) or download it again"
+        ) from err
     except (ValueError, RuntimeError) as err:
+        if "custom code" in str(err):
+            raise _remote_code_error(spec, loc) from err
         raise UserError(
             f"model '{spec.name}': weights in '{loc}' cannot be loaded ({str(err).splitlines()[0]}); "
             "the files may be corrupt or from another architecture: re-save the model"

