@@ -169,7 +169,7 @@ def bench_tsne(repeats: int, smoke: bool) -> dict[str, Any]:
     path = location(ModelSpec.from_config(MINILM))
     x = load_file(str(Path(path) / "model.safetensors"))["embeddings.word_embeddings.weight"]
     if smoke:
-        x = x[:600]
+        x = x[:300]
     threads = os.cpu_count() or 1
 
     def ours(metric: str):

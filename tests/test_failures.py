@@ -456,6 +456,24 @@ def test_disk_full_while_saving_the_model(tmp_path, vocab_dir, monkeypatch):
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
+def test_disk_full_while_writing_a_checkpoint(tmp_path, vocab_dir, monkeypatch):
+    """torch.save writes part of a checkpoint file, then the disk is full: no checkpoint folder
+    (complete or temporary) and no model are left, and the message says where and what to do."""
+
+    def full_disk(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(UserError) as err:
+        _train(tmp_path, vocab_dir, max_steps=4, checkpoint_every=2, eval_every=2)
+    msg = _one_line(err)
+    assert "no space left on the device while writing the checkpoint of step 2 under " in msg
+    assert "free disk space and rerun (it resumes from the last complete checkpoint)" in msg
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+    assert not (tmp_path / "model").exists()
+
+
 # ================================================================================== subprocesses
 # The cases below run a real `snakemake` (or a fresh Python) in a subprocess. They spend most of
 # their time starting interpreters, so they are all started together, in the background, when this
@@ -520,6 +538,10 @@ def _no_models(cfg):
     cfg["models"] = []
 
 
+def _wrong_dictionary(cfg):
+    cfg["mecab"]["dictionary"] = "unidic-lite"
+
+
 SCHEMA_CASES = {
     "unknown-key": (
         _typo_key,
@@ -536,6 +558,13 @@ SCHEMA_CASES = {
         ],
     ),
     "empty-models": (_no_models, ["[] should be non-empty", "On instance['models']:"]),
+    "mecab-dictionary": (
+        _wrong_dictionary,
+        [
+            "'unidic-lite' is not one of ['ipadic', 'unidic_lite']",
+            "On instance['mecab']['dictionary']:",
+        ],
+    ),
 }
 
 

@@ -220,7 +220,10 @@ def read_source(
             f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
         ) from None
     except (ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise UserError(f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}") from None
+        raise UserError(
+            f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}; export the file again, "
+            f"or set format: in corpus.sources if it is not a {fmt} file"
+        ) from None
     df = df.rename(
         columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns}
     )

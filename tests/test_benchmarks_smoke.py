@@ -1,0 +1,34 @@
+"""The benchmark command still runs (smoke mode: tiny sizes, one repeat). Speed targets are
+measured by benchmarks/run.py itself, never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smoke(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["mode"] == "smoke"
+    for key in ("speedup_vs_notebook", "speedup_vs_sentence_transformers", "share_of_gemm"):
+        assert res["extraction"][key] > 0
+    assert res["tsne"]["ours_kl"] > 0 and res["tsne"]["sklearn_kl"] > 0
+    assert res["mlm"]["ours_tokens_per_second"] > 0
+    assert res["mlm"]["ours"][0]["tokens"] == res["mlm"]["notebook"][0]["tokens"] or (
+        res["mlm"]["notebook"][0]["tokens"] >= res["mlm"]["ours"][0]["tokens"]
+    )
+    sizes = [r["sentences"] for r in res["memory"]["runs"]]
+    assert sizes == [40, 80]
+    table = (tmp_path / "results.md").read_text()
+    assert "| comparison | ours | theirs | ratio | goal |" in table
