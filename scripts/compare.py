@@ -22,13 +22,7 @@ def main(sm):
             "models on the same corpus column"
         )
     poolings = [p for p in POOLINGS if (p, 0) in knn_a and (p, 0) in knn_b]
-    table = overlap_table(
-        {key: v[0] for key, v in knn_a.items()},
-        {key: v[0] for key, v in knn_b.items()},
-        layers[0],
-        layers[1],
-        poolings,
-    )
+    table = overlap_table(knn_a, knn_b, layers[0], layers[1], poolings)
     write_table(sm.output.csv, table)
     write_html_table(
         sm.output.html,
@@ -38,7 +32,8 @@ def main(sm):
         f"{layers[0]} layers, {names[1]} {layers[1]}; layer i of the shallower model is paired "
         "with round(i × deeper / shallower) of the deeper), the Jaccard index of each sentence's "
         "k-NN sets (cosine) in the two models, averaged over sentences; 'chance' is the expected "
-        "value for random neighbour sets.",
+        "value for random neighbour sets. A row whose note says that all sentences share one vector "
+        "(CLS pooling at layer 0) compares tie-breaks only.",
     )
     overlap_plot(table, names, sm.output.png)
     vocab = [read_table(f) for f in (sm.input.vocab_a, sm.input.vocab_b)]

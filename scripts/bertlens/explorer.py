@@ -885,11 +885,16 @@ def compare_page(
 
 def overlap_plot(table: pd.DataFrame, names: tuple[str, str], out_png: str) -> None:
     """Line plot of the mean neighbourhood overlap against relative depth, one line per pooling,
-    each point labelled with its pair of layers; dashed: the chance level."""
+    each point labelled with its pair of layers; dashed: the chance level. Layer pairs where a
+    model gives every sentence the same vector (noted in the table) are left out."""
     from .plotting import new_figure, save_figure
 
     fig, ax = new_figure(figsize=(7.5, 4.8))
+    table = table.copy()
+    if "note" not in table:
+        table["note"] = ""
     for pooling, part in table.groupby("pooling", sort=False):
+        part = part[part["note"].fillna("") == ""]
         ax.plot(part["depth_a"], part["mean_jaccard"], marker="o", label=f"{pooling} pooling")
         for _, r in part.iterrows():
             ax.annotate(
@@ -901,9 +906,11 @@ def overlap_plot(table: pd.DataFrame, names: tuple[str, str], out_png: str) -> N
             )
     if len(table):
         ax.axhline(table["chance"].iloc[0], color="grey", ls="--", lw=1, label="chance")
+    k = int(table["k"].iloc[0]) if len(table) else 0
     ax.set_xlabel(f"relative depth (layer of {names[0]} ↔ layer of {names[1]}; 0 = embeddings)")
-    ax.set_ylabel(f"mean Jaccard of the {int(table['k'].iloc[0]) if len(table) else '?'}-NN sets")
+    ax.set_ylabel(f"mean Jaccard of the {k}-NN sets")
     ax.set_ylim(0, 1)
+    ax.set_xlim(-0.05, 1.08)
     ax.set_title(f"Neighbourhood overlap: {names[0]} vs {names[1]}")
     ax.legend(fontsize=8)
     save_figure(fig, out_png)

@@ -168,22 +168,26 @@ def match_layers(layers_a: int, layers_b: int) -> list[tuple[int, int]]:
 
 
 def overlap_table(
-    knn_a: dict[tuple[str, int], np.ndarray],
-    knn_b: dict[tuple[str, int], np.ndarray],
+    knn_a: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
+    knn_b: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
     layers_a: int,
     layers_b: int,
     poolings: Iterable[str],
 ) -> pd.DataFrame:
     """Mean (and median) per-sentence Jaccard overlap of the two models' k-NN sets, per pooling
-    and pair of layers matched by relative depth. ``knn_*[(pooling, layer)]`` are index arrays
-    (sentences x k) over the same sentences in the same order."""
+    and pair of layers matched by relative depth. ``knn_*[(pooling, layer)]`` are (indices,
+    distances) arrays (sentences x k) over the same sentences in the same order.
+
+    Where every sentence has the same vector in a model (CLS at layer 0 is the [CLS] embedding at
+    position 0, the same for all sentences) all distances are 0 and the neighbours are just the
+    index-order tie-break: the row is kept with a note, since its overlap means nothing."""
     rows = []
     for pooling in poolings:
         for la, lb in match_layers(layers_a, layers_b):
-            a = knn_a.get((pooling, la))
-            b = knn_b.get((pooling, lb))
-            if a is None or b is None:
+            if (pooling, la) not in knn_a or (pooling, lb) not in knn_b:
                 continue
+            a, dist_a = knn_a[(pooling, la)]
+            b, dist_b = knn_b[(pooling, lb)]
             if a.shape != b.shape:
                 raise UserError(
                     f"k-NN tables of the two models differ in shape ({a.shape} vs {b.shape}); "
@@ -203,6 +207,11 @@ def overlap_table(
                     "median_jaccard": float(np.median(j)),
                     "share_identical": float((j == 1).mean()),
                     "chance": chance_jaccard(a.shape[0], a.shape[1]),
+                    "note": "; ".join(
+                        f"all sentences share one vector in {m}: neighbours are ties"
+                        for m, d in (("A", dist_a), ("B", dist_b))
+                        if d.size and float(np.max(d)) < 1e-6
+                    ),
                 }
             )
     return pd.DataFrame(rows)
@@ -294,6 +303,8 @@ def probe_token_table(
                 )
     order = {p: i for i, p in enumerate(probes)}
     table = pd.DataFrame(rows, columns=PROBE_TOKEN_COLUMNS)
+    for col in ("probe_id", "rank", "neighbor_id", "neighbor_frequency"):
+        table[col] = table[col].astype("Int64")
     table["_o"] = table["probe"].map(order)
     table = table.sort_values(["_o", "rank"], kind="stable", na_position="first")
     return table.drop(columns="_o").reset_index(drop=True)
