@@ -90,8 +90,11 @@ class NpyRowWriter:
     def __init__(self, path: str | Path, shape: tuple[int, int, int], dtype: str = "float32"):
         self.shape = shape
         self.dtype = np.dtype(dtype)
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": shape}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
         self.fh = open(path, "wb")  # noqa: SIM115 (closed in close())
         np.lib.format.write_array_header_1_0(self.fh, header)
         self.fh.flush()

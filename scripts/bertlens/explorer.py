@@ -394,6 +394,7 @@ def build_page(
         text=f"<h2 style='margin:0.2em 0'>{html.escape(title)}</h2>"
         f"<p style='max-width:1150px'>{note} <b>{html.escape(sampling)}</b>.</p>",
         width=1150,
+        name="header",
     )
     controls = row(*selects, colour_select, search, legend)
     if len(panes) == 1:
@@ -668,9 +669,9 @@ def vocab_explorer(
         note=html.escape(
             f"Each point is one of {len(base):,} entries of the input embedding matrix "
             f"({n_vocab:,} rows); the selector switches t-SNE and PCA of the same points. Click a "
-            f"token (or a search hit) to list its nearest neighbours in the original "
-            f"{knn[0].shape[1]}-NN cosine space over the whole vocabulary, computed by the "
-            "pipeline; grey entries are not on the page."
+            f"token (or a search hit) to list its {knn[0].shape[1]} nearest neighbours among all "
+            f"{n_vocab:,} rows by cosine distance in the original embedding space (computed by "
+            "the pipeline, not from the 2-D picture); grey entries are not on the page."
         ),
         out_html=out_html,
         budget=budget,
