@@ -239,6 +239,13 @@ def test_vocab_explorer_search_click_neighbours_and_views(pages):
         page.wait_for_timeout(300)
         legend = div_text(page, "legend")
         assert "digit" in legend and "latin" in legend
+        # the dimmed (non-selected) points follow the colour and view selectors too
+        fields = page.evaluate(
+            "(() => { const r = Bokeh.documents[0].get_model_by_name('main0'); return "
+            "[r.glyph, r.nonselection_glyph, r.selection_glyph].map((g) => "
+            "[g.fill_color.field, g.x.field]); })()"
+        )
+        assert fields[0] == fields[1] == fields[2] and fields[0][1] == "x0_1", fields
         shot(page, "explorer_vocab_pca_charclass.png")
     assert not errors, errors
 

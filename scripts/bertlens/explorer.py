@@ -473,11 +473,13 @@ E.cols = function (p, vid) {
     const v = cfg.viewIndex[vid];
     return ['x' + p + '_' + v, 'y' + p + '_' + v];
 };
+// a renderer's selection / nonselection / hover glyphs carry their own field specs
+E.glyphs = (r) => [r.glyph, r.selection_glyph, r.nonselection_glyph, r.hover_glyph,
+                   r.muted_glyph].filter((g) => g !== null && typeof g === 'object');
 E.applyView = function (vid) {
     mains.forEach((r, p) => {
         const [xc, yc] = E.cols(p, vid);
-        r.glyph.x = {field: xc};
-        r.glyph.y = {field: yc};
+        E.glyphs(r).forEach((g) => { g.x = {field: xc}; g.y = {field: yc}; });
     });
     E.applyColour();
     E.refreshSearch();
@@ -491,7 +493,11 @@ E.applyColour = function () {
     mapper.palette = c.palette || cfg.viridis;
     mapper.low = c.low;
     mapper.high = c.high;
-    mains.forEach((r) => { r.glyph.fill_color = {field: c.cols[vid], transform: mapper}; });
+    mains.forEach((r) => {
+        [r.glyph, r.selection_glyph, r.nonselection_glyph, r.muted_glyph].forEach((g) => {
+            if (g !== null && typeof g === 'object') g.fill_color = {field: c.cols[vid], transform: mapper};
+        });
+    });
     bar.visible = !c.categories;
     bar.title = name;
     if (c.categories) {

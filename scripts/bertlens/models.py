@@ -121,8 +121,30 @@ def _check_local_dir(spec: ModelSpec, path: Path) -> None:
 
 
 def _hub_hint(spec: ModelSpec, err: Exception) -> UserError:
+    causes = []
+    e: BaseException | None = err
+    while e is not None and len(causes) < 10:
+        causes.append(type(e).__name__)
+        e = e.__cause__ or e.__context__
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    rev = f" at revision '{spec.revision}'" if spec.revision else ""
+    if "RevisionNotFoundError" in causes:
+        return UserError(
+            f"model '{spec.name}': hub id '{spec.ref}' has no revision '{spec.revision}' on "
+            f"{endpoint}; fix revision: in the config"
+        )
+    if "GatedRepoError" in causes:
+        return UserError(
+            f"model '{spec.name}': hub id '{spec.ref}' is gated on {endpoint}; accept its terms "
+            "on the hub and log in (hf auth login or HF_TOKEN)"
+        )
+    if "RepositoryNotFoundError" in causes:
+        return UserError(
+            f"model '{spec.name}': hub id '{spec.ref}'{rev} was not found on {endpoint}; check "
+            "the id in the config (a private model also needs hf auth login or HF_TOKEN)"
+        )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
+    why = "HF_HUB_OFFLINE is set" if offline else f"{endpoint} could not be reached"
     online = "unset HF_HUB_OFFLINE and run" if offline else "run"
     return UserError(
         f"model '{spec.name}': hub id '{spec.ref}' is not in the local Hugging Face cache and "
