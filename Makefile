@@ -17,10 +17,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-# Debian's Chromium for the browser tests of the report and the interactive pages.
+# Debian's Chromium (and a Japanese font for it) for the browser tests of the report and pages.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@{ command -v chromium >/dev/null && fc-list | grep -qi "noto.*cjk"; } || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  chromium fonts-noto-cjk >/dev/null; }
 
 run: setup
 	$(SNAKEMAKE) --cores $(CORES) --resources gpu=1

@@ -15,6 +15,7 @@ include: "rules/mecab.smk"
 include: "rules/models.smk"
 include: "rules/training.smk"
 include: "rules/analysis.smk"
+include: "rules/explore.smk"
 
 
 rule all:

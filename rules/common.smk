@@ -43,6 +43,11 @@ localrules:
     mecab_stats,
     plot_vocab_png,
     plot_pages,
+    explore_vocab,
+    explore_sentences,
+    attention_png,
+    attention_page,
+    compare,
 
 
 def source_file(name):
@@ -161,5 +166,46 @@ def all_outputs():
             f"results/plots/{name}/vocab.html",
             f"results/plots/{name}/sentences.png",
             f"results/plots/{name}/sentences.html",
+        ]
+    out += explore_outputs()
+    return out
+
+
+def explore_pairs():
+    """Pairs of models that read the same corpus column (in config order), for the comparison
+    pages; none when explore.compare is off."""
+    if not config["explore"]["compare"]:
+        return []
+    names = list(MODELS)
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if MODELS[a]["column"] == MODELS[b]["column"]
+    ]
+
+
+def explore_outputs():
+    """Explorer pages and probe tables of every model, the attention view of models whose
+    column has probe sentences, and the comparison of every same-column pair."""
+    out = []
+    probes = config["explore"]["probes"]["sentences"]
+    for name, entry in MODELS.items():
+        out += [
+            f"results/explore/{name}/vocab.html",
+            f"results/explore/{name}/sentences.html",
+            f"results/neighbors/{name}/probe_tokens.html",
+            f"results/neighbors/{name}/probe_sentences.html",
+        ]
+        n_probes = len(probes.get(entry["column"], []))
+        if n_probes:
+            out.append(f"results/attention/{name}/attention.html")
+            out += [
+                f"results/attention/{name}/probe{i}.png" for i in range(1, n_probes + 1)
+            ]
+    for a, b in explore_pairs():
+        out += [
+            f"results/compare/{a}_vs_{b}/{f}"
+            for f in ("overlap.html", "overlap.png", "side_by_side.html")
         ]
     return out

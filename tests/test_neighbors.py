@@ -194,7 +194,7 @@ def test_probe_tokens_split_absent_and_found():
         return [text.lower()] if text.lower() in known else ["[UNK]"]
 
     table = probe_token_table(
-        ["champions", "Japan", "xyzzy", "", "3"], tokenize, vocab, x, 3, "[UNK]"
+        ["champions", "Japan", "xyzzy", "", 3], tokenize, vocab, x, 3, "[UNK]"
     )
     first = table.groupby("probe", sort=False).first()
     assert list(first.index) == ["champions", "Japan", "xyzzy", "", "3"]

@@ -243,7 +243,8 @@ def build_page(
     src = ColumnDataSource(data=data, name="points")
     nn_src = ColumnDataSource(data=nn_data, name="neighbors")
     labels = list(universe_labels)
-    aux = ColumnDataSource(data={"label": [str(labels[i]) for i in extra]}, name="extra")
+    # labels of neighbours that are not on the page, cut to what the neighbour list shows
+    aux = ColumnDataSource(data={"label": [str(labels[i])[:120] for i in extra]}, name="extra")
 
     first_colour = next(iter(colour_cfg))
     c0 = colour_cfg[first_colour]

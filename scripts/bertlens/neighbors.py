@@ -262,6 +262,7 @@ def probe_token_table(
 
     A probe is looked up as the tokenizer sees it: one vocabulary entry → its neighbours; split
     into several pieces, or mapped to the unknown token → one row saying so (no neighbours)."""
+    probes = [str(p) for p in probes]  # a YAML probe like 3 arrives as a number
     ids = {t: i for t, i in zip(vocab["token"], vocab["token_id"], strict=True)}
     freq = vocab.set_index("token_id")["frequency"] if "frequency" in vocab else None
     found: list[tuple[str, str, int]] = []
