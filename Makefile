@@ -30,8 +30,10 @@ run: setup
 report: setup
 	$(SNAKEMAKE) --report results/report.zip
 
+# The SLURM tests need the single-node test cluster (root, apt); without it they are skipped.
 test: setup browser
-	$(PY) -m pytest
+	tests/slurm/cluster.sh start || echo "no SLURM test cluster (needs root and apt): slurm tests will be skipped"
+	$(PY) -m pytest; rc=$$?; tests/slurm/cluster.sh stop; exit $$rc
 
 lint: setup
 	$(SNAKEMAKE) --lint

@@ -259,8 +259,8 @@ def runs(request, tmp_path_factory):
     if problem := cluster_problem():
         pytest.skip(problem)
     tiny_model = request.getfixturevalue("tiny_model")
-    # One thread per stage in both runs (same threads, same t-SNE and training results): each
-    # job then takes one CPU, so two fit the 2-CPU test node side by side.
+    # One thread per stage in both runs: the same threads give the same t-SNE and training
+    # results, and one thread a job suits a test machine that runs all the jobs on few cores.
     stages = set()
     for path in _rule_files():
         stages |= set(re.findall(r'stage_threads\("(\w+)"\)', path.read_text()))

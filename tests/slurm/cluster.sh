@@ -13,7 +13,8 @@
 # status with `--slurm-status-command squeue` (MinJobAge=600 keeps finished jobs visible). The
 # node (CPUs and memory from `slurmd -C`) declares GPUs, Gres=gpu:4, backed by placeholder
 # device files, so `--gpus=1` jobs are schedulable and get CUDA_VISIBLE_DEVICES on a CPU-only
-# machine. Partitions `cpu` (default) and `gpu` both hold the node, as profiles/slurm expects.
+# machine. Partitions `cpu` (default) and `gpu` both hold the node, as profiles/slurm expects, and
+# let up to 4 jobs share a core (the node keeps its real core count; memory is checked per job).
 # Config files carry the marker line below; a slurm.conf without it (a real cluster's) is never
 # overwritten or removed. /etc/slurm/slurm.conf is where it has to be: the job steps do not see
 # a SLURM_CONF variable (the jobstep executor drops SLURM_* from their environment).
@@ -262,7 +263,9 @@ status() {
     if command -v sinfo >/dev/null && node_usable; then
         timeout 10 sinfo -o '%P %N %T %c %m %G' || true
     else
-        echo "cluster: not usable (node state: $(command -v sinfo >/dev/null && node_state || echo 'no sinfo'))"
+        local state="SLURM not installed"
+        if command -v sinfo >/dev/null; then state=$(node_state || true); fi
+        echo "cluster: not usable (node state: ${state:-none, no slurmctld answering})"
         rc=1
     fi
     return $rc
