@@ -5,7 +5,7 @@ rule padding:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "padding"),
+        code=lib("models", "modelstage", "padding"),
     output:
         differences="results/padding/{model}/differences.parquet",
         summary="results/padding/{model}/summary.tsv",
@@ -59,7 +59,7 @@ rule internals:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "padding", "internals"),
+        code=lib("models", "modelstage", "padding", "internals"),
     output:
         checks="results/internals/{model}/checks.tsv",
         parameters="results/internals/{model}/parameters.tsv",

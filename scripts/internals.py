@@ -3,31 +3,22 @@ every encoder layer, pooler, MLM head) and compare them with the model's own out
 parameters by component."""
 
 from bertlens.internals import run_internals, wants_mlm_head
-from bertlens.io import read_table, write_html_table, write_sidecar, write_table
-from bertlens.models import ModelSpec, check_vocab, load_model, load_tokenizer, location
-from bertlens.stage import UserError, run
+from bertlens.io import write_html_table, write_sidecar, write_table
+from bertlens.modelstage import corpus_column, load, spec_and_location
+from bertlens.stage import run
 
 
 def main(sm):
-    spec = ModelSpec.from_config(dict(sm.params.model))
-    loc = location(spec, getattr(sm.input, "model_dir", None))
-    tokenizer = load_tokenizer(spec, loc)
-    head = "mlm" if wants_mlm_head(loc) else "base"
-    model = load_model(spec, loc, head=head)
-    check_vocab(spec, tokenizer, model)
+    _, loc = spec_and_location(sm)
+    spec, loc, tokenizer, model = load(sm, head="mlm" if wants_mlm_head(loc) else "base")
 
-    corpus = read_table(sm.input.corpus)
-    if spec.column not in corpus.columns:
-        raise UserError(
-            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
-            "fix 'column:' of the model in the config"
-        )
+    texts = corpus_column(sm.input.corpus, spec)
     cfg = dict(sm.params.internals)
     tolerance = cfg.get("tolerance", 1e-4)
     checks, params = run_internals(
         model,
         tokenizer,
-        corpus[spec.column].fillna("").astype(str).tolist(),
+        texts.tolist(),
         n_sentences=cfg.get("sentences", 8),
         max_length=spec.max_length,
         tolerance=tolerance,

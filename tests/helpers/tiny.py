@@ -21,7 +21,13 @@ def write_tiny_corpus(path: Path, rows: int = 48) -> Path:
     return path
 
 
-def save_tiny_bert(path: Path, seed: int = 0, with_mlm_head: bool = False) -> Path:
+def save_tiny_bert(
+    path: Path,
+    seed: int = 0,
+    with_mlm_head: bool = False,
+    heads: int = 2,
+    max_positions: int = 64,
+) -> Path:
     """A 2-layer, 32-wide BERT with the real bert-base-uncased WordPiece vocabulary."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
@@ -35,9 +41,9 @@ def save_tiny_bert(path: Path, seed: int = 0, with_mlm_head: bool = False) -> Pa
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
-        num_attention_heads=2,
+        num_attention_heads=heads,
         intermediate_size=64,
-        max_position_embeddings=64,
+        max_position_embeddings=max_positions,
     )
     model = BertForMaskedLM(config) if with_mlm_head else BertModel(config)
     model.eval()
