@@ -313,7 +313,11 @@ def bench_workflow(workdir: str | None, repeats: int, configfile: str | None) ->
     if not workdir or not (Path(workdir) / "results").is_dir():
         return {"skipped": "no completed workflow directory given (--workdir)"}
     smk = str(Path(sys.executable).with_name("snakemake"))
-    base = [smk, "--snakefile", str(REPO / "Snakefile"), "--directory", workdir, "--cores", "1"]
+    # a checkout of this repository that ran there is measured with its own code
+    snakefile = Path(workdir) / "Snakefile"
+    if not snakefile.is_file():
+        snakefile = REPO / "Snakefile"
+    base = [smk, "--snakefile", str(snakefile), "--directory", workdir, "--cores", "1"]
     if configfile:
         base += ["--configfile", configfile]
 
@@ -462,7 +466,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workdir", help="a folder where the default workflow has completed")
     parser.add_argument("--configfile", help="config of --workdir, if not the default")
     parser.add_argument("--memory-sizes", default="2000,20000,84300")
-    parser.add_argument("--memory-max-length", type=int, default=16)
+    parser.add_argument("--memory-max-length", type=int, default=64)
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     repeats = 1 if args.smoke else args.repeats
