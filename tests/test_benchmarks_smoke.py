@@ -32,3 +32,16 @@ def test_benchmark_smoke(tmp_path):
     assert sizes == [40, 80]
     table = (tmp_path / "results.md").read_text()
     assert "| comparison | ours | theirs | ratio | goal |" in table
+
+
+def test_benchmarks_read_a_real_corpus_file(tmp_path):
+    from benchmarks.corpora import texts_for
+    from bertlens.synthetic import write_synthetic
+
+    path = tmp_path / "corpus.tsv"
+    df = write_synthetic(str(path), 60, seed=1)
+    unique = list(dict.fromkeys(df["#英語(原文)"]))
+    assert texts_for("en", 0, str(path)) == unique  # all of it, duplicates dropped
+    repeated = texts_for("en", 150, str(path))
+    assert len(repeated) == 150 and repeated[: len(unique)] == unique
+    assert texts_for("easy_ja", 5, None) == texts_for("easy_ja", 5)  # synthetic by default
