@@ -113,6 +113,15 @@ def test_args_defaults_and_errors():
     assert a.resume_key() == b.resume_key() != c.resume_key()
 
 
+def test_lr_schedule_setting():
+    assert TrainArgs.from_config({"column": "easy_ja"}).lr_schedule == "linear"
+    with pytest.raises(UserError, match="lr_schedule must be linear .* or constant"):
+        TrainArgs.from_config({"column": "easy_ja", "lr_schedule": "cosine"})
+    a = TrainArgs.from_config({"column": "easy_ja"})
+    b = TrainArgs.from_config({"column": "easy_ja", "lr_schedule": "constant"})
+    assert a.resume_key() != b.resume_key()  # a checkpoint of the other schedule is not resumed
+
+
 # --------------------------------------------------------------------------------------------------
 # a tiny run
 
@@ -414,3 +423,23 @@ def test_scripts(tmp_path, texts):
     en = pd.read_csv(out / "minilm-en.csv", keep_default_na=False)
     assert len(en) == 1 and "no masked-LM head" in en["note"].iloc[0]
     assert "Fill-mask" in (out / "tiny-ja.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_learning_rate_follows_the_schedule(tmp_path, texts, vocab_dir, schedule):
+    _train(
+        tmp_path,
+        texts,
+        vocab_dir,
+        lr_schedule=schedule,
+        warmup_ratio=0.0,
+        max_steps=12,
+        eval_every=4,
+        learning_rate=1e-3,
+    )
+    lr = pd.read_csv(tmp_path / "metrics.csv")["learning_rate"].tolist()
+    if schedule == "constant":
+        assert lr == [pytest.approx(1e-3)] * len(lr)
+    else:
+        assert lr[0] == pytest.approx(1e-3) and lr[-1] == pytest.approx(0.0)
+        assert all(x > y for x, y in zip(lr, lr[1:], strict=False))

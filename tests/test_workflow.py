@@ -114,3 +114,18 @@ def test_report_builds(tiny_run):
     assert any(n.endswith("report.html") for n in names)
     assert any(n.endswith("vocab.html") for n in names)
     assert any(n.endswith("vocab_tsne.png") for n in names)
+
+
+def test_snow_config_plans_the_notebook_runs(repo, tmp_path):
+    """The internet config validates and plans its DAG (downloads, both training runs, the three
+    models); nothing is run, so no network is needed."""
+    proc = snakemake(
+        tmp_path, "-n", "--cores", "1", "--configfile", str(repo / "config/snow-cl-tohoku.yaml")
+    )
+    out = proc.stdout + proc.stderr
+    counts = job_counts(out)
+    assert counts["download"] == 2 and counts["train_mlm"] == 2, counts
+    assert "results/training/snow-scratch/model" in out
+    assert "results/training/cl-tohoku-snow/model" in out
+    assert "easy-ja-scratch" not in out  # the default run is switched off by `null`
+    assert counts["embed"] >= 4, counts  # cl-tohoku, bert-base-uncased and the two trained models

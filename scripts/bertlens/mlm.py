@@ -55,6 +55,7 @@ METRIC_COLUMNS = [
     "perplexity",
     "accuracy",
     "baseline_accuracy",
+    "learning_rate",
     "tokens_seen",
     "elapsed_s",
 ]
@@ -83,6 +84,28 @@ _RESUMABLE_CHANGES = frozenset(
 
 # --------------------------------------------------------------------------------------------------
 # Arguments
+
+
+# ``training:`` keys that map one to one onto TrainArgs fields
+_SIMPLE_KEYS = (
+    "init",
+    "base_model",
+    "max_length",
+    "batch_size",
+    "gradient_accumulation",
+    "learning_rate",
+    "weight_decay",
+    "warmup_ratio",
+    "lr_schedule",
+    "max_grad_norm",
+    "epochs",
+    "max_steps",
+    "eval_fraction",
+    "eval_every",
+    "checkpoint_every",
+    "bf16",
+    "seed",
+)
 
 
 @dataclass
@@ -114,6 +137,7 @@ class TrainArgs:
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
+    lr_schedule: str = "linear"
     max_grad_norm: float = 1.0
     epochs: float = 2.0
     max_steps: int | None = None
@@ -129,28 +153,7 @@ class TrainArgs:
         cls, entry: Mapping[str, Any], name: str = "run", device: str = "auto"
     ) -> TrainArgs:
         """Build from a ``training:`` entry (schema keys; missing keys take the schema defaults)."""
-        known = {
-            "column",
-            "init",
-            "base_model",
-            "vocab",
-            "bert",
-            "masking",
-            "max_length",
-            "batch_size",
-            "gradient_accumulation",
-            "learning_rate",
-            "weight_decay",
-            "warmup_ratio",
-            "max_grad_norm",
-            "epochs",
-            "max_steps",
-            "eval_fraction",
-            "eval_every",
-            "checkpoint_every",
-            "bf16",
-            "seed",
-        }
+        known = {"column", "vocab", "bert", "masking", *_SIMPLE_KEYS}
         unknown = sorted(set(entry) - known)
         if unknown:
             raise UserError(
@@ -175,28 +178,7 @@ class TrainArgs:
                     f"use {', '.join(allowed)}"
                 )
         defaults = cls(column=entry["column"])
-        simple = {
-            k: entry[k]
-            for k in (
-                "init",
-                "base_model",
-                "max_length",
-                "batch_size",
-                "gradient_accumulation",
-                "learning_rate",
-                "weight_decay",
-                "warmup_ratio",
-                "max_grad_norm",
-                "epochs",
-                "max_steps",
-                "eval_fraction",
-                "eval_every",
-                "checkpoint_every",
-                "bf16",
-                "seed",
-            )
-            if k in entry
-        }
+        simple = {k: entry[k] for k in _SIMPLE_KEYS if k in entry}
         args = cls(
             column=entry["column"],
             name=name,
@@ -234,6 +216,11 @@ class TrainArgs:
             raise UserError(f"{where}: masking probability must be in (0, 1]")
         if not 0 < self.eval_fraction < 1:
             raise UserError(f"{where}: eval_fraction must be between 0 and 1")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise UserError(
+                f"{where}: lr_schedule must be linear (warmup, then linear decay to 0) or "
+                f"constant (warmup, then constant); got '{self.lr_schedule}'"
+            )
         if self.bert["hidden_size"] % self.bert["num_attention_heads"]:
             raise UserError(
                 f"{where}: bert hidden_size {self.bert['hidden_size']} is not a multiple of "
@@ -917,12 +904,15 @@ def train(
         tokenizer.convert_ids_to_tokens(baseline_id),
     )
 
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     model.to(device)
     model.train()
     optimizer = _optimizer(model, args)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    if args.lr_schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     mask_gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
 
@@ -970,6 +960,7 @@ def train(
             "epoch": round(micro / stream.per_epoch, 4),
             "train_loss": loss_sum / loss_tokens if loss_tokens else float("nan"),
             **scores,
+            "learning_rate": scheduler.get_last_lr()[0],
             "tokens_seen": tokens_seen,
             "elapsed_s": round(elapsed(), 2),
         }
