@@ -395,7 +395,9 @@ def markdown(res: dict[str, Any]) -> str:
         if name in res:
             run = res[name].get("run", {"date": m["date"], "command": res["command"]})
             repeats = run.get("repeats", res["repeats"])
-            lines.append(f"- {name}: {run['date']}, {repeats} repeats, `{run['command']}`")
+            lines.append(
+                f"- {name}: {run['date']}, {repeats} repeat{'s' * (repeats != 1)}, `{run['command']}`"
+            )
     lines += [
         "",
         "| comparison | ours | theirs | ratio | goal |",
