@@ -1,6 +1,7 @@
 """What users would otherwise run: the seed notebooks' recipes, written from their description
-(pad every sentence to a fixed length, batch 16, plain forward passes with autograd on, static
-masks with labels equal to the input ids), and sentence-transformers' ``encode``."""
+(seed 000's extraction: ``padding=True`` batches in corpus order under ``no_grad``; seed 002's
+training: every sentence padded to a fixed length, batch 16, static masks with labels equal to
+the input ids), and sentence-transformers' ``encode``."""
 
 from __future__ import annotations
 
@@ -14,20 +15,21 @@ import torch
 def notebook_extract(
     model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16
 ) -> np.ndarray:
-    """The embedding notebooks: tokenize each batch padded to ``max_length``, run the model
-    (autograd context, as the notebooks do when they forget ``no_grad``) and keep the last-layer
-    [CLS] vector."""
+    """Seed 000's recipe over a corpus: batches in corpus order, each tokenized with
+    ``padding=True`` (to its longest sentence), the forward pass under ``torch.no_grad()``, the
+    last-layer [CLS] vector kept."""
     out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            padding="max_length",
-            max_length=max_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        hidden = model(**enc).last_hidden_state
-        out.append(hidden[:, 0].detach().numpy())
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                max_length=max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            hidden = model(**enc).last_hidden_state
+            out.append(hidden[:, 0].numpy())
     return np.concatenate(out)
 
 

@@ -103,7 +103,14 @@ def model_params(wildcards):
 
 
 def stage_threads(name):
-    return config.get("threads", {}).get(name, 2)
+    """Threads of a heavy stage: `threads.<name>` from the config when set; else every core the
+    run was given (`--cores`, at least 2), so that locally the heavy stages run one at a time on
+    all cores instead of several at once on the same cores (a job never starts more threads than
+    its machine has: `bertlens.stage.configure_threads`). A cluster run's main process has 1
+    core: its jobs get 2 threads unless the config says otherwise."""
+    return config.get("threads", {}).get(name) or max(
+        2, workflow.resource_settings.cores or 1
+    )
 
 
 def gpu_resources(name):
@@ -196,6 +203,7 @@ def explore_outputs():
             f"results/explore/{name}/sentences.html",
             f"results/neighbors/{name}/probe_tokens.html",
             f"results/neighbors/{name}/probe_sentences.html",
+            f"results/neighbors/{name}/knn.html",
         ]
         n_probes = len(probes.get(entry["column"], []))
         if n_probes:

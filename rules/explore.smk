@@ -9,10 +9,19 @@ rule knn:
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        code=lib("neighbors", "config"),
+        facts="results/embeddings/{model}/facts.json",
+        code=lib("neighbors", "config", "spread"),
     output:
         vocab_knn="results/neighbors/{model}/vocab_knn.npz",
         sentences_knn="results/neighbors/{model}/sentences_knn.npz",
+        facts="results/neighbors/{model}/knn.json",
+        summary_html=report(
+            "results/neighbors/{model}/knn.html",
+            caption="../report/explore_knn.rst",
+            category="Neighbours",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "k-NN search"},
+        ),
     log:
         "results/logs/knn/{model}.log",
     benchmark:
@@ -22,6 +31,7 @@ rule knn:
     threads: stage_threads("knn")
     params:
         k=config["explore"]["k"],
+        knn=config["explore"]["knn"],
     script:
         "../scripts/neighbors.py"
 
@@ -37,7 +47,13 @@ rule probe_neighbors:
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
         code=lib(
-            "neighbors", "config", "models", "modelstage", "embeddings", "tokenstats"
+            "neighbors",
+            "config",
+            "models",
+            "modelstage",
+            "embeddings",
+            "spread",
+            "tokenstats",
         ),
     output:
         tokens_csv="results/neighbors/{model}/probe_tokens.csv",
@@ -136,7 +152,7 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib("explorer", "neighbors", "plotting"),
+        code=lib("explorer", "neighbors", "plotting", "spread"),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(

@@ -50,7 +50,7 @@ rule embed:
     input:
         unpack(model_files),
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib("embeddings", "models", "modelstage", "tokenstats"),
+        code=lib("embeddings", "spread", "models", "modelstage", "tokenstats"),
     output:
         vocab="results/embeddings/{model}/vocab.npy",
         vocab_table="results/embeddings/{model}/vocab.parquet",
@@ -85,7 +85,7 @@ rule project:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("projection", "embeddings", "config"),
+        code=lib("projection", "embeddings", "config", "spread"),
     output:
         table="results/projection/{model}/{target}.parquet",
         facts="results/projection/{model}/{target}.json",

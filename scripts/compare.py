@@ -5,6 +5,7 @@ projections."""
 from bertlens.explorer import compare_page, overlap_plot, sentence_tokens
 from bertlens.io import read_json, read_table, write_html_table, write_sidecar, write_table
 from bertlens.neighbors import load_sentence_knn, overlap_table
+from bertlens.spread import degenerate_matrices
 from bertlens.stage import UserError, run
 
 POOLINGS = ("mean", "cls")  # the pooler is one vector after the last layer: no per-layer curve
@@ -12,7 +13,8 @@ POOLINGS = ("mean", "cls")  # the pooler is one vector after the last layer: no 
 
 def main(sm):
     names = (sm.wildcards.a, sm.wildcards.b)
-    layers = [read_json(f)["sentences"]["layers"] - 1 for f in (sm.input.facts_a, sm.input.facts_b)]
+    facts_ab = [read_json(f) for f in (sm.input.facts_a, sm.input.facts_b)]
+    layers = [f["sentences"]["layers"] - 1 for f in facts_ab]
     knn_a, knn_b = load_sentence_knn(sm.input.knn_a), load_sentence_knn(sm.input.knn_b)
     n_a = next(iter(knn_a.values()))[0].shape[0]
     n_b = next(iter(knn_b.values()))[0].shape[0]
@@ -21,8 +23,10 @@ def main(sm):
             f"{names[0]} has {n_a} sentences and {names[1]} {n_b}: a comparison needs both "
             "models on the same corpus column"
         )
-    poolings = [p for p in POOLINGS if (p, 0) in knn_a and (p, 0) in knn_b]
-    table = overlap_table(knn_a, knn_b, layers[0], layers[1], poolings)
+    stored = {p for p, _ in knn_a} & {p for p, _ in knn_b}
+    poolings = [p for p in POOLINGS if p in stored]
+    skipped = tuple(degenerate_matrices(f) for f in facts_ab)
+    table = overlap_table(knn_a, knn_b, layers[0], layers[1], poolings, skipped)
     write_table(sm.output.csv, table)
     write_html_table(
         sm.output.html,
@@ -32,8 +36,8 @@ def main(sm):
         f"{layers[0]} layers, {names[1]} {layers[1]}; layer i of the shallower model is paired "
         "with round(i × deeper / shallower) of the deeper), the Jaccard index of each sentence's "
         "k-NN sets (cosine) in the two models, averaged over sentences; 'chance' is the expected "
-        "value for random neighbour sets. A row whose note says that all sentences share one vector "
-        "(CLS pooling at layer 0) compares tie-breaks only.",
+        "value for random neighbour sets. A layer whose vectors all point the same way in either "
+        "model (CLS pooling at layer 0) has no neighbours to compare: its row says so.",
     )
     overlap_plot(table, names, sm.output.png)
     vocab = [read_table(f) for f in (sm.input.vocab_a, sm.input.vocab_b)]

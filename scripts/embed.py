@@ -26,6 +26,7 @@ def main(sm):
         out_paths=paths,
         device=device,
         dtype=cfg["dtype"],
+        min_spread=cfg["min_spread"],
     )
     # A model without a pooler still gets a (0-row) pooler file, so the outputs are fixed.
     if "pooler" not in facts["sentences"]["poolings"]:

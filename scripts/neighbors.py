@@ -1,6 +1,8 @@
 """Nearest neighbours in the original spaces: k-NN of every vocabulary entry and every sentence
 vector (rule knn), and the probe-token / probe-sentence neighbour tables (rule probe_neighbors)."""
 
+import json
+
 import numpy as np
 
 from bertlens.config import resolve_layers
@@ -9,28 +11,23 @@ from bertlens.io import (
     read_json,
     read_table,
     write_html_table,
+    write_json,
     write_sidecar,
     write_table,
 )
 from bertlens.neighbors import (
     encode_sentences,
-    knn_cosine,
+    knn_search,
+    knn_summary,
     match_sentences,
     probe_sentence_table,
     probe_token_table,
     sentence_knn_all,
 )
+from bertlens.spread import degenerate_matrices
 from bertlens.stage import run
 
 POOLINGS = ("cls", "mean", "pooler")
-
-
-def limit_blas_threads(threads):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=max(1, int(threads or 1)))
 
 
 def save_npz(path, arrays):
@@ -39,15 +36,35 @@ def save_npz(path, arrays):
 
 
 def knn(sm):
-    limit_blas_threads(sm.threads)
     k = int(sm.params.k)
+    cfg = sm.params.knn
+
+    def search(x, k):
+        import faiss
+
+        faiss.omp_set_num_threads(sm.threads)
+        return knn_search(x, k, cfg["method"], cfg["exact_max"], cfg["recall"], cfg["seed"])
+
     vocab = np.load(sm.input.vocab, mmap_mode="r")
-    idx, dist = knn_cosine(np.asarray(vocab, dtype=np.float32), k)
+    idx, dist, vocab_facts = search(np.asarray(vocab, dtype=np.float32), k)
     save_npz(sm.output.vocab_knn, {"idx": idx, "dist": dist, "k": np.asarray(k)})
     arrays = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in POOLINGS}
-    save_npz(sm.output.sentences_knn, sentence_knn_all(lambda p: arrays[p], POOLINGS, k))
+    skip = degenerate_matrices(read_json(sm.input.facts))
+    tables = sentence_knn_all(lambda p: arrays[p], POOLINGS, k, search, skip)
+    save_npz(sm.output.sentences_knn, tables)
+    facts = {"vocab": vocab_facts, **json.loads(str(tables["facts"]))}
+    write_json(sm.output.facts, facts)
+    write_html_table(
+        sm.output.summary_html,
+        knn_summary(facts),
+        title=f"k-NN search: {sm.wildcards.model}",
+        note=f"How the {k} nearest neighbours (cosine) of every token and sentence vector were "
+        "found: exact search, or an approximate index whose recall@k against exact search was "
+        "measured on a sample of queries; matrices whose vectors all point the same way are "
+        "skipped.",
+    )
     for out in (sm.output.vocab_knn, sm.output.sentences_knn):
-        write_sidecar(out, model=sm.wildcards.model, k=k, metric="cosine", exact=True)
+        write_sidecar(out, model=sm.wildcards.model, k=k, metric="cosine", search=cfg)
 
 
 def probe_neighbors(sm):
@@ -91,8 +108,9 @@ def probe_neighbors(sm):
             return np.zeros((0, 0), dtype=np.float32)
         return np.asarray(arr[layer], dtype=np.float32)
 
+    skip = degenerate_matrices(read_json(sm.input.facts))
     table = probe_sentence_table(
-        sentences, matches, texts, ids, load_layer, encoded, layers, sm.params.poolings, k
+        sentences, matches, texts, ids, load_layer, encoded, layers, sm.params.poolings, k, skip
     )
     write_table(sm.output.sentences_csv, table)
     write_html_table(

@@ -6,7 +6,8 @@ from bertlens.config import resolve_layers
 from bertlens.embeddings import load_sentence_layer
 from bertlens.io import read_json, read_table, write_json, write_sidecar, write_table
 from bertlens.projection import long_table, project, select_vocab
-from bertlens.stage import run
+from bertlens.spread import degenerate_matrices
+from bertlens.stage import UserError, run
 
 
 def vocab(sm):
@@ -19,8 +20,9 @@ def vocab(sm):
 
 def sentences(sm):
     target = sm.params.target
-    n_layers = read_json(sm.input.facts)["sentences"]["layers"] - 1
-    layers = resolve_layers(target["layers"], n_layers)
+    embed_facts = read_json(sm.input.facts)
+    layers = resolve_layers(target["layers"], embed_facts["sentences"]["layers"] - 1)
+    skip = degenerate_matrices(embed_facts)
     tokens = read_table(sm.input.tokens)
     corpus = read_table(sm.input.corpus)
     meta = corpus[["id", "source"]].copy()
@@ -33,11 +35,19 @@ def sentences(sm):
             x = load_sentence_layer(path, layer)
             if x.size == 0:
                 continue  # model without a pooler
+            if (pooling, layer) in skip:
+                facts[f"{pooling}/layer{layer}"] = {"skipped": skip[(pooling, layer)]}
+                continue
             coords, f = project(x, target["methods"], sm.params.tsne, sm.threads)
             parts.append(long_table(meta, coords, layer=layer, pooling=pooling))
             facts[f"{pooling}/layer{layer}"] = f
     import pandas as pd
 
+    if not parts:
+        raise UserError(
+            "every sentence matrix chosen for projection is degenerate (all its vectors point "
+            "the same way): add other layers or poolings to projection.sentences"
+        )
     return pd.concat(parts, ignore_index=True), facts
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_path, write_table
+from .spread import SpreadMeter, degenerate_report
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,11 @@ def sentence_embeddings(
     out_paths: dict[str, str],
     device: str = "cpu",
     dtype: str = "float32",
+    min_spread: float = 0.0,
 ) -> dict[str, Any]:
-    """Encode every sentence and stream each pooling to ``out_paths[pooling]`` (.npy)."""
+    """Encode every sentence and stream each pooling to ``out_paths[pooling]`` (.npy); matrices
+    whose rows barely differ (spread below ``min_spread``, see ``SpreadMeter``) are listed under
+    ``degenerate`` for the later stages to skip."""
     n_layers = model.config.num_hidden_layers
     hidden = model.config.hidden_size
     has_pooler = getattr(model, "pooler", None) is not None
@@ -139,10 +143,12 @@ def sentence_embeddings(
     # Each file is written under a temporary name and renamed only when all batches are done.
     with contextlib.ExitStack() as stack:
         writers: dict[str, NpyRowWriter] = {}
+        meters: dict[str, SpreadMeter] = {}
         for how in wanted:
             tmp = stack.enter_context(atomic_path(out_paths[how], suffix=".npy"))
             shape = (1 if how == "pooler" else n_layers + 1, len(ids), hidden)
             writers[how] = NpyRowWriter(tmp, shape, dtype)
+            meters[how] = SpreadMeter(shape[0], hidden)
             stack.callback(writers[how].close)
         with torch.inference_mode():
             for b, batch in enumerate(length_sorted_batches(lengths, batch_size)):
@@ -151,7 +157,9 @@ def sentence_embeddings(
                 padded += mask.numel()
                 pooled = encode(model, input_ids.to(device), mask.to(device), wanted)
                 for how, vecs in pooled.items():
-                    writers[how].write(vecs.float().cpu().numpy(), batch)
+                    block = vecs.float().cpu().numpy()
+                    meters[how].add(block, how, batch)
+                    writers[how].write(block, batch)
                 if b % 20 == 0:
                     done = min((b + 1) * batch_size, len(ids))
                     log.info(
@@ -164,6 +172,10 @@ def sentence_embeddings(
     skipped = [p for p in poolings if p not in wanted]
     if skipped:
         log.info("model has no pooler: pooling %s skipped", skipped)
+    spreads = {how: meter.spread() for how, meter in meters.items()}
+    degenerate = degenerate_report(spreads, len(ids), min_spread)
+    for d in degenerate:
+        log.warning("not analysed further: %s", d["reason"])
     return {
         "sentences": len(ids),
         "layers": n_layers + 1,
@@ -175,6 +187,8 @@ def sentence_embeddings(
         "seconds": round(elapsed, 2),
         "sentences_per_second": round(len(ids) / max(elapsed, 1e-9), 1),
         "device": device,
+        "spread": spreads,
+        "degenerate": degenerate,
     }
 
 
@@ -182,6 +196,7 @@ def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: 
     """The input token-embedding matrix (whole vocabulary) with token strings and corpus
     frequencies."""
     weight = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    SpreadMeter(1, weight.shape[1]).add(weight[None], "input-embedding", np.arange(len(weight)))
     n = weight.shape[0]
     tokens = tokenizer.convert_ids_to_tokens(list(range(min(n, len(tokenizer)))))
     tokens += [f"<unused:{i}>" for i in range(len(tokens), n)]

@@ -14,6 +14,7 @@ never its own neighbour (``exclude_self``); an identical duplicate of it is (at 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import unicodedata
@@ -47,7 +48,14 @@ def _topk_block(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         sub = sim
     # k-th largest of the subset: a lower bound of the row's k-th largest over all columns.
     bound = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
-    flat = np.flatnonzero(sim >= bound[:, None])  # much faster than a 2-D np.nonzero
+    cand = sim >= bound[:, None]
+    # Rows with many ties at the bound (a matrix of identical vectors: every column) would make
+    # the sort below quadratic: there the exact k-th value decides, and of the columns equal to
+    # it only the first ones needed are kept (smaller index first, as everywhere).
+    heavy = np.flatnonzero(np.count_nonzero(cand, axis=1) > 4 * k + 64)
+    if heavy.size:
+        cand[heavy] = _first_k_mask(sim[heavy], k)
+    flat = np.flatnonzero(cand)  # much faster than a 2-D np.nonzero
     rows, cols = np.divmod(flat, n_cols)
     vals = sim[rows, cols]
     order = np.lexsort((cols, -vals, rows))
@@ -63,15 +71,17 @@ def _topk_block(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, best
 
 
-def _knn(
-    base: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    self_index: np.ndarray | None,
-    block_size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    n = len(base)
-    k_max = n - (1 if self_index is not None else 0)
+def _first_k_mask(sim: np.ndarray, k: int) -> np.ndarray:
+    """Per row, exactly the k largest columns (ties at the k-th value: smaller index first)."""
+    n_cols = sim.shape[1]
+    kth = np.partition(sim, n_cols - k, axis=1)[:, n_cols - k]
+    above = sim > kth[:, None]
+    tied = sim == kth[:, None]
+    need = k - np.count_nonzero(above, axis=1)
+    return above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
+
+
+def check_k(k: int, k_max: int) -> None:
     if k < 1:
         raise UserError(f"k nearest neighbours needs k >= 1 (got {k}); fix explore.k")
     if k > k_max:
@@ -79,6 +89,16 @@ def _knn(
             f"{k} nearest neighbours were asked for, but there are only {k_max} other points; "
             "lower explore.k"
         )
+
+
+def _knn(
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    self_index: np.ndarray | None,
+    block_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    check_k(k, len(base) - (1 if self_index is not None else 0))
     idx = np.empty((len(queries), k), dtype=np.int32)
     dist = np.empty((len(queries), k), dtype=np.float32)
     for start in range(0, len(queries), block_size):
@@ -114,6 +134,103 @@ def knn_cosine(
         time.perf_counter() - started,
     )
     return idx, dist
+
+
+def knn_search(
+    x: np.ndarray,
+    k: int,
+    method: str = "auto",
+    exact_max: int = 20000,
+    recall_target: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """k-NN (cosine, self excluded) of every row of ``x``: exact up to ``exact_max`` rows (or
+    always, ``method="exact"``), else approximate through a faiss inverted-file index whose
+    recall@k, measured against exact search on a sample of queries, is raised to at least
+    ``recall_target`` by probing more lists. Returns (indices, distances, facts)."""
+    n = len(x)
+    if method == "exact" or (method == "auto" and n <= exact_max):
+        started = time.perf_counter()
+        idx, dist = knn_cosine(x, k)
+        seconds = round(time.perf_counter() - started, 2)
+        return idx, dist, {"method": "exact", "points": n, "recall_at_k": 1.0, "seconds": seconds}
+    return approximate_knn(unit_rows(x), k, recall_target, seed)
+
+
+def approximate_knn(
+    xn: np.ndarray, k: int, recall_target: float, seed: int, queries: int = 500
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Approximate k-NN of the unit rows ``xn`` with faiss ``IndexIVFFlat`` (inner product):
+    about sqrt(n) k-means lists (seeded). ``nprobe`` (lists scanned per query) is the smallest
+    power of two whose recall@k on ``queries`` random rows reaches ``recall_target``, found on
+    those rows alone; then every row is searched once with it. A found neighbour counts as right
+    when it is at least as near as the exact k-th neighbour, so ties count as found."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it picked
+    import faiss
+
+    started = time.perf_counter()
+    n, dim = xn.shape
+    check_k(k, n - 1)
+    nlist = max(1, int(round(np.sqrt(n))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.cp.niter = 10
+    index.cp.max_points_per_centroid = 64  # train on a sample: 64 points per list
+    index.train(xn)
+    index.add(xn)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False))
+    sim, idx = faiss.knn(xn[sample], xn, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    exact = _without_self(sim, idx, sample, k)[1]
+    nprobe = 1
+    while True:
+        index.nprobe = nprobe
+        found = _without_self(*index.search(xn[sample], k + 1), sample, k)[1]
+        recall = recall_at_k(found, exact)
+        if recall >= recall_target or nprobe >= nlist:
+            break
+        nprobe = min(nlist, nprobe * 2)
+    idx, dist = _faiss_search(index, xn, k)
+    facts = {
+        "method": "approximate",
+        "index": f"faiss IndexIVFFlat, {nlist} lists, nprobe {nprobe}",
+        "points": n,
+        "recall_at_k": round(recall, 4),
+        "recall_queries": len(sample),
+        "recall_target": recall_target,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("approximate k-NN of %d x %d: %s", n, dim, facts)
+    return idx, dist, facts
+
+
+def _without_self(
+    sim: np.ndarray, idx: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k + 1 results of each row less the row itself (or, when a duplicate hid it, less the
+    farthest): (indices, cosine distances), ordered by distance then index."""
+    drop = idx == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    drop &= np.cumsum(drop, axis=1) == 1  # one per row
+    idx = idx[~drop].reshape(len(rows), k)
+    dist = np.clip(1.0 - sim[~drop].reshape(len(rows), k), 0.0, 2.0).astype(np.float32)
+    order = np.lexsort((idx, dist), axis=1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+def _faiss_search(index, xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest of every row (itself excluded); rows the probed lists could not fill are
+    searched exactly."""
+    idx, dist = _without_self(*index.search(xn, k + 1), np.arange(len(xn)), k)
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if short.size:
+        idx[short], dist[short] = knn_cosine(xn, k, rows=short)
+    return idx.astype(np.int32), dist
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray, tol: float = 1e-5) -> float:
+    """Share of found neighbours (distances, rows x k) at least as near as the exact k-th
+    neighbour of their row (exact distances, rows x k, nearest first)."""
+    return float((found <= exact[:, -1:] + tol).mean())
 
 
 def knn_cosine_vectors(
@@ -173,6 +290,7 @@ def overlap_table(
     layers_a: int,
     layers_b: int,
     poolings: Iterable[str],
+    skipped: tuple[dict[tuple[str, int], str], dict[tuple[str, int], str]] = ({}, {}),
 ) -> pd.DataFrame:
     """Mean (and median) per-sentence Jaccard overlap of the two models' k-NN sets, per pooling
     and pair of layers matched by relative depth. ``knn_*[(pooling, layer)]`` are (indices,
@@ -184,6 +302,19 @@ def overlap_table(
     rows = []
     for pooling in poolings:
         for la, lb in match_layers(layers_a, layers_b):
+            why = [
+                f"{m} skipped: {reasons[key]}"
+                for m, reasons, key in (
+                    ("A", skipped[0], (pooling, la)),
+                    ("B", skipped[1], (pooling, lb)),
+                )
+                if key in reasons
+            ]
+            if why:
+                rows.append(
+                    {"pooling": pooling, "layer_a": la, "layer_b": lb, "note": "; ".join(why)}
+                )
+                continue
             if (pooling, la) not in knn_a or (pooling, lb) not in knn_b:
                 continue
             a, dist_a = knn_a[(pooling, la)]
@@ -223,18 +354,39 @@ def knn_key(pooling: str, layer: int, what: str) -> str:
 
 
 def sentence_knn_all(
-    load: Callable[[str], np.ndarray], poolings: Iterable[str], k: int
+    load: Callable[[str], np.ndarray],
+    poolings: Iterable[str],
+    k: int,
+    search: Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]] | None = None,
+    skip: dict[tuple[str, int], str] | None = None,
 ) -> dict[str, np.ndarray]:
     """k-NN of every stored sentence vector, per pooling and layer: ``load(pooling)`` gives the
-    (layers + 1, sentences, hidden) array (a pooler-less model's pooler file has 0 layers)."""
+    (layers + 1, sentences, hidden) array (a pooler-less model's pooler file has 0 layers),
+    ``search(x, k)`` finds the neighbours (default: ``knn_search``). Matrices listed in ``skip``
+    (degenerate: every vector the same) get no table. Under ``facts`` (JSON text): per matrix,
+    how it was searched (recall of an approximate search) or why it was skipped."""
+    search = search or knn_search
+    skip = skip or {}
     out: dict[str, np.ndarray] = {"k": np.asarray(k)}
+    facts: dict[str, Any] = {}
     for pooling in poolings:
         arr = load(pooling)
         for layer in range(arr.shape[0]):
-            idx, dist = knn_cosine(np.asarray(arr[layer], dtype=np.float32), k)
+            name = f"{pooling}/layer{layer}"
+            if (pooling, layer) in skip:
+                facts[name] = {"skipped": skip[(pooling, layer)]}
+                continue
+            idx, dist, facts[name] = search(np.asarray(arr[layer], dtype=np.float32), k)
             out[knn_key(pooling, layer, "idx")] = idx
             out[knn_key(pooling, layer, "dist")] = dist
+    out["facts"] = np.asarray(json.dumps(facts))
     return out
+
+
+def knn_facts(path: str) -> dict[str, Any]:
+    """The per-matrix search facts stored in a ``sentences_knn.npz`` (see ``sentence_knn_all``)."""
+    data = np.load(path)
+    return json.loads(str(data["facts"])) if "facts" in data.files else {}
 
 
 def load_sentence_knn(path: str) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
@@ -353,14 +505,28 @@ def probe_sentence_table(
     layers: Sequence[int],
     poolings: Sequence[str],
     k: int,
+    skip: dict[tuple[str, int], str] | None = None,
 ) -> pd.DataFrame:
     """Nearest corpus sentences of each probe sentence per pooling and layer.
 
     A probe found in the corpus uses its stored vector and is not its own neighbour; any other
-    probe uses ``encoded[pooling]`` ((layers + 1, probes, hidden), encoded alone by the model)."""
+    probe uses ``encoded[pooling]`` ((layers + 1, probes, hidden), encoded alone by the model).
+    A degenerate matrix (in ``skip``) gets one row per probe saying why it has no neighbours."""
     rows = []
+    skip = skip or {}
     for pooling in poolings:
         for layer in [0] if pooling == "pooler" else layers:
+            if (pooling, layer) in skip:
+                for probe in probes:
+                    rows.append(
+                        {
+                            "probe": probe,
+                            "vector": f"skipped: {skip[(pooling, layer)]}",
+                            "pooling": pooling,
+                            "layer": layer,
+                        }
+                    )
+                continue
             x = load_layer(pooling, layer)
             if x.size == 0:
                 continue
@@ -420,3 +586,21 @@ def encode_sentences(
                 if p in pooled:
                     out[p].append(pooled[p][:, 0].float().numpy())
     return {p: np.stack(v, axis=1) for p, v in out.items() if v}
+
+
+def knn_summary(facts: dict[str, Any]) -> pd.DataFrame:
+    """One row per matrix of the knn stage's facts: how its neighbours were found."""
+    rows = []
+    for matrix, f in facts.items():
+        rows.append(
+            {
+                "matrix": matrix,
+                "search": f.get("index", f.get("method", "skipped")),
+                "points": f.get("points"),
+                "recall@k": f.get("recall_at_k"),
+                "recall queries": f.get("recall_queries"),
+                "seconds": f.get("seconds"),
+                "note": f.get("skipped", ""),
+            }
+        )
+    return pd.DataFrame(rows)

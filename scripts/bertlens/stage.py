@@ -31,13 +31,31 @@ def setup_logging(logfile: str | None = None, level: int = logging.INFO) -> None
     logging.captureWarnings(True)
 
 
-def configure_threads(threads: int | None) -> None:
-    """Give torch the cores Snakemake granted this job (and no more)."""
-    if not threads:
-        return
-    import torch
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; a cgroup or ``taskset`` may allow fewer
+    than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
-    torch.set_num_threads(max(1, int(threads)))
+
+def configure_threads(threads: int | None) -> int:
+    """Threads this job uses: the ones Snakemake granted it, never more than the CPUs it may run
+    on (``--cores 8`` on a 2-core machine must not start 8 threads per job). The limit goes to
+    torch, to every BLAS/OpenMP pool (threadpoolctl) and to libraries started later
+    (``OMP_NUM_THREADS``). Returns the number set."""
+    n = max(1, min(int(threads or 1), usable_cpus()))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)
+    try:
+        import torch
+    except ImportError:  # the light stages' environments have no torch
+        return n
+    torch.set_num_threads(n)
+    return n
 
 
 def pick_device(preferred: str = "auto") -> str:
@@ -59,7 +77,8 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     clear line and a non-zero exit, and let anything else show its traceback in the log."""
     logfile = snakemake.log[0] if len(snakemake.log) else None
     setup_logging(logfile)
-    configure_threads(getattr(snakemake, "threads", None))
+    # The job's threads, capped at the CPUs it may use: what every stage passes to its libraries.
+    snakemake.threads = configure_threads(getattr(snakemake, "threads", None))
     start = time.perf_counter()
     log.info("rule %s started (wildcards: %s)", snakemake.rule, dict(snakemake.wildcards))
     try:
@@ -71,4 +90,16 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     except Exception:
         log.exception("rule %s failed with an unexpected error", snakemake.rule)
         raise
-    log.info("rule %s finished in %.1f s", snakemake.rule, time.perf_counter() - start)
+    log.info(
+        "rule %s finished in %.1f s (peak RSS %.0f MiB)",
+        snakemake.rule,
+        time.perf_counter() - start,
+        peak_rss_mib(),
+    )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (what benchmarks/scaling.py reads from the logs)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

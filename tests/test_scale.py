@@ -1,0 +1,185 @@
+"""What keeps large and degenerate inputs from crashing or misleading: degenerate matrices found
+where the vectors are made, approximate k-NN with measured recall, ties that stay linear, t-SNE
+fitted on a sample, and jobs that never start more threads than the machine has."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bertlens.neighbors import (
+    knn_cosine,
+    knn_facts,
+    knn_search,
+    overlap_table,
+    probe_sentence_table,
+    recall_at_k,
+    sentence_knn_all,
+)
+from bertlens.projection import tsne_2d
+from bertlens.spread import SpreadMeter, degenerate_matrices, degenerate_report
+from bertlens.stage import UserError, configure_threads, usable_cpus
+
+
+def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(4, n // 200), dim))
+    return (centres[rng.integers(0, len(centres), n)] + 0.8 * rng.normal(size=(n, dim))).astype(
+        np.float32
+    )
+
+
+# --------------------------------------------------------------------------- spread
+def test_spread_is_zero_for_one_direction_and_high_for_spread_rows():
+    rng = np.random.default_rng(0)
+    same = np.tile(rng.normal(size=(1, 16)), (50, 1)) * rng.uniform(0.5, 2, size=(50, 1))
+    spread = rng.normal(size=(50, 16))
+    meter = SpreadMeter(2, 16)
+    for rows in np.array_split(np.arange(50), 4):  # batch by batch, as the stage streams
+        meter.add(np.stack([same[rows], spread[rows]]).astype(np.float32), "mean", rows)
+    s = meter.spread()
+    assert s[0] < 1e-6  # same direction (different lengths): nothing for cosine to see
+    assert s[1] > 0.8
+    found = degenerate_report({"cls": s}, 50, 1e-6)
+    assert [(d["pooling"], d["layer"]) for d in found] == [("cls", 0)]
+    assert "[CLS] token's input embedding" in found[0]["reason"]
+    facts = {"sentences": {"degenerate": found}}
+    assert list(degenerate_matrices(facts)) == [("cls", 0)]
+
+
+def test_all_zero_rows_count_as_degenerate():
+    meter = SpreadMeter(1, 4)
+    meter.add(np.zeros((1, 10, 4), np.float32), "mean", np.arange(10))
+    assert meter.spread() == [0.0]
+
+
+def test_non_finite_vectors_stop_with_the_row():
+    block = np.ones((3, 5, 4), np.float32)
+    block[2, 3, 1] = np.nan
+    with pytest.raises(UserError, match=r"non-finite .*mean vectors \(layer 2, row 13\)"):
+        SpreadMeter(3, 4).add(block, "mean", np.arange(10, 15))
+
+
+# --------------------------------------------------------------------------- k-NN
+def test_identical_vectors_stay_linear_and_break_ties_by_index():
+    x = np.ones((3000, 8), np.float32)
+    idx, dist = knn_cosine(x, 5)
+    assert idx[0].tolist() == [1, 2, 3, 4, 5]
+    assert idx[7].tolist() == [0, 1, 2, 3, 4]
+    assert np.allclose(dist, 0, atol=1e-6)
+
+
+def test_heavy_tie_rows_mixed_with_normal_rows_match_brute_force():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    x[100:300] = x[100]  # 200 copies: rows with hundreds of ties at distance 0
+    idx, dist = knn_cosine(x, 7, block_size=64)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = xn.astype(np.float64) @ xn.T.astype(np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    for i in (0, 100, 150, 299, 399):
+        order = np.lexsort((np.arange(len(x)), -np.round(sim[i], 6)))[:7]
+        assert idx[i].tolist() == order.tolist(), i
+
+
+def test_approximate_search_reaches_its_recall_and_is_deterministic():
+    x = clustered(6000, 32, seed=1)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3)
+    assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
+    # independent check on other queries
+    rows = np.arange(0, 6000, 37)
+    _, exact = knn_cosine(x, 10, rows=rows)
+    assert recall_at_k(dist[rows], exact) >= 0.9
+    assert (idx != np.arange(6000)[:, None]).all()  # never its own neighbour
+    assert (np.diff(dist, axis=1) >= 0).all()
+    again = knn_search(x, 10, "approximate", recall_target=0.95, seed=3)
+    np.testing.assert_array_equal(idx, again[0])
+    np.testing.assert_array_equal(dist, again[1])
+
+
+def test_auto_is_exact_below_the_threshold_and_approximate_above():
+    x = clustered(900, 8)
+    _, _, small = knn_search(x, 5, "auto", exact_max=1000)
+    _, _, large = knn_search(x, 5, "auto", exact_max=800)
+    assert small["method"] == "exact" and small["recall_at_k"] == 1.0
+    assert large["method"] == "approximate"
+
+
+def test_recall_counts_ties_as_found():
+    exact = np.array([[0.1, 0.2, 0.3]])
+    assert recall_at_k(np.array([[0.1, 0.2, 0.3]]), exact) == 1.0
+    assert recall_at_k(np.array([[0.1, 0.3, 0.3]]), exact) == 1.0  # another point at the k-th
+    assert recall_at_k(np.array([[0.1, 0.2, 0.4]]), exact) == pytest.approx(2 / 3)
+
+
+def test_degenerate_matrices_are_skipped_with_their_reason(tmp_path):
+    rng = np.random.default_rng(2)
+    cls = rng.normal(size=(3, 60, 8)).astype(np.float32)
+    cls[0] = cls[0, :1]  # layer 0: one vector for every sentence
+    skip = {("cls", 0): "all the same"}
+    out = sentence_knn_all(lambda p: cls, ["cls"], 4, skip=skip)
+    np.savez(tmp_path / "k.npz", **out)
+    facts = knn_facts(str(tmp_path / "k.npz"))
+    assert facts["cls/layer0"] == {"skipped": "all the same"}
+    assert facts["cls/layer1"]["method"] == "exact"
+    assert "cls_L0_idx" not in out and "cls_L1_idx" in out
+    table = overlap_table(
+        {("cls", 1): (out["cls_L1_idx"], out["cls_L1_dist"])},
+        {("cls", 1): (out["cls_L1_idx"], out["cls_L1_dist"])},
+        1,
+        1,
+        ["cls"],
+        (skip, {}),
+    )
+    assert table.loc[0, "note"] == "A skipped: all the same"
+    assert table.loc[1, "mean_jaccard"] == 1.0
+    probes = probe_sentence_table(
+        ["p"], [3], [f"s{i}" for i in range(60)], [str(i) for i in range(60)],
+        lambda p, layer: cls[layer], {}, [0, 1], ["cls"], 2, skip,
+    )  # fmt: skip
+    assert probes.loc[0, "vector"] == "skipped: all the same"
+    assert (probes["layer"] == 1).sum() == 2
+
+
+# --------------------------------------------------------------------------- t-SNE
+def test_tsne_fitted_on_a_sample_places_every_point():
+    x = clustered(1200, 10, seed=5)
+    coords, facts = tsne_2d(x, 10, seed=1, n_iter=100, fit_max=400)
+    assert coords.shape == (1200, 2) and np.isfinite(coords).all()
+    assert facts["fitted_points"] == 400 and "sample of 400 of 1,200" in facts["note"]
+    # points placed by transform land near points of their own cluster
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 10))
+    label = rng.integers(0, 6, 1200)
+    assert np.allclose(x, centres[label] + 0.8 * rng.normal(size=(1200, 10)), atol=1e-5)
+    from sklearn.neighbors import KNeighborsClassifier
+
+    acc = KNeighborsClassifier(5).fit(coords[:600], label[:600]).score(coords[600:], label[600:])
+    assert acc > 0.9
+
+
+# --------------------------------------------------------------------------- threads
+def test_threads_never_exceed_the_usable_cpus(monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        n = configure_threads(10 * usable_cpus())
+        assert n == usable_cpus()
+        assert torch.get_num_threads() == n
+        assert os.environ["OMP_NUM_THREADS"] == str(n)
+        assert all(p["num_threads"] <= n for p in threadpool_info())
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
+def test_knn_facts_of_an_old_file_are_empty(tmp_path):
+    np.savez(tmp_path / "old.npz", k=np.asarray(3))
+    assert knn_facts(str(tmp_path / "old.npz")) == {}
+    assert json.loads(json.dumps({})) == {}
