@@ -1,5 +1,6 @@
-# Exploring embeddings: exact k-NN in the original spaces, probe neighbour tables, interactive
-# explorer pages, side-by-side comparison of models on the same column, attention of probes.
+# Exploring embeddings: k-NN in the original spaces (exact, or approximate with its recall
+# measured), probe neighbour tables, interactive explorer pages, side-by-side comparison of
+# models on the same column, attention of probes.
 import re
 
 
@@ -96,6 +97,8 @@ rule explore_vocab:
         projection="results/projection/{model}/vocab.parquet",
         vocab_table="results/embeddings/{model}/vocab.parquet",
         knn="results/neighbors/{model}/vocab_knn.npz",
+        knn_facts="results/neighbors/{model}/knn.json",
+        projection_facts="results/projection/{model}/vocab.json",
         code=lib("explorer", "neighbors"),
     output:
         html=report(
@@ -121,6 +124,8 @@ rule explore_sentences:
         vocab_table="results/embeddings/{model}/vocab.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
         knn="results/neighbors/{model}/sentences_knn.npz",
+        knn_facts="results/neighbors/{model}/knn.json",
+        projection_facts="results/projection/{model}/sentences.json",
         code=lib("explorer", "neighbors"),
     output:
         html=report(

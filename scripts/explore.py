@@ -4,8 +4,8 @@ search, colour selector, view selectors and the pipeline's nearest neighbours.""
 import numpy as np
 
 from bertlens.explorer import sentence_explorer, sentence_tokens, vocab_explorer
-from bertlens.io import read_table, write_sidecar
-from bertlens.neighbors import load_sentence_knn
+from bertlens.io import read_json, read_table, write_sidecar
+from bertlens.neighbors import load_sentence_knn, search_notes
 from bertlens.stage import run
 
 
@@ -13,6 +13,8 @@ def main(sm):
     model = sm.wildcards.model
     vocab = read_table(sm.input.vocab_table)
     budget = int(sm.params.max_points)
+    knn_facts = read_json(sm.input.knn_facts)
+    projection_facts = read_json(sm.input.projection_facts)
     if sm.rule == "explore_vocab":
         data = np.load(sm.input.knn)
         facts = vocab_explorer(
@@ -22,6 +24,7 @@ def main(sm):
             model,
             sm.output.html,
             budget,
+            search_notes({"vocab": knn_facts["vocab"]}, projection_facts),
         )
     else:
         tokens = read_table(sm.input.tokens)
@@ -32,6 +35,7 @@ def main(sm):
             model,
             sm.output.html,
             budget,
+            search_notes({k: v for k, v in knn_facts.items() if k != "vocab"}, projection_facts),
         )
     write_sidecar(sm.output.html, model=model, **facts)
 

@@ -45,3 +45,30 @@ def test_benchmarks_read_a_real_corpus_file(tmp_path):
     repeated = texts_for("en", 150, str(path))
     assert len(repeated) == 150 and repeated[: len(unique)] == unique
     assert texts_for("easy_ja", 5, None) == texts_for("easy_ja", 5)  # synthetic by default
+
+
+def test_scaling_benchmark_smoke(tmp_path):
+    """Two real workflow runs of a tiny model at two corpus sizes: per-stage times and memory
+    from the stage logs, growth exponents, the table and the log-log plot."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "scaling.py"),
+            "--smoke",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = json.loads((tmp_path / "scaling.json").read_text())
+    assert [r["rows"] for r in res["runs"]] == [60, 120]
+    for run in res["runs"]:
+        for stage in ("corpus", "tokenize", "embed", "knn", "project"):
+            assert run["stages"][stage]["jobs"] >= 1
+            assert run["stages"][stage]["peak_rss_mib"] > 10
+    assert set(res["exponents"]) >= {"embed", "knn", "project"}
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
+    assert "| knn |" in (tmp_path / "scaling.md").read_text()

@@ -17,6 +17,7 @@ from bertlens.neighbors import (
     overlap_table,
     probe_sentence_table,
     recall_at_k,
+    search_notes,
     sentence_knn_all,
 )
 from bertlens.projection import tsne_2d
@@ -183,3 +184,51 @@ def test_knn_facts_of_an_old_file_are_empty(tmp_path):
     np.savez(tmp_path / "old.npz", k=np.asarray(3))
     assert knn_facts(str(tmp_path / "old.npz")) == {}
     assert json.loads(json.dumps({})) == {}
+
+
+def test_page_notes_say_how_neighbours_and_maps_were_made():
+    knn = {
+        "vocab": {"method": "exact", "points": 300, "recall_at_k": 1.0},
+        "cls/layer0": {"skipped": "all the same"},
+        "mean/layer1": {
+            "method": "approximate",
+            "index": "faiss IndexIVFFlat, 290 lists, nprobe 4",
+            "points": 84300,
+            "recall_at_k": 0.97,
+            "recall_queries": 500,
+        },
+        "mean/layer2": {
+            "method": "approximate",
+            "index": "faiss IndexIVFFlat, 290 lists, nprobe 8",
+            "points": 84300,
+            "recall_at_k": 0.991,
+            "recall_queries": 500,
+        },
+    }
+    proj = {
+        "cls/layer0": {"skipped": "all the same"},
+        "mean/layer1": {"tsne": {"note": "t-SNE fitted on a random sample"}},
+    }
+    notes = search_notes(knn, proj)
+    assert "recall@k 0.970–0.991" in notes[0] and "84,300" in notes[0]
+    assert notes.count("cls layer 0 not shown: all the same.") == 1
+    assert notes[-1] == "t-SNE fitted on a random sample"
+    assert search_notes({"vocab": knn["vocab"]}) == ["Neighbours come from exact search."]
+
+
+def test_growth_exponents_fit_log_log_slopes():
+    from benchmarks.scaling import exponents, markdown
+
+    runs = [
+        {"rows": n, "wall_seconds": n / 100, "stages": {
+            "knn": {"seconds": (n / 1000) ** 2, "jobs": 1, "peak_rss_mib": 100},
+            "embed": {"seconds": n / 1000, "jobs": 1, "peak_rss_mib": 200},
+            "corpus": {"seconds": 0.2, "jobs": 1, "peak_rss_mib": 50},
+        }}
+        for n in (5000, 20000, 80000)
+    ]  # fmt: skip
+    slopes = exponents(runs, fit_from=20000)
+    assert slopes["knn"] == pytest.approx(2.0) and slopes["embed"] == pytest.approx(1.0)
+    assert slopes["corpus"] is None  # under a second: no meaningful slope
+    table = markdown(runs, slopes, 20000)
+    assert "| knn | 25.0 / 100 | 400.0 / 100 | 6400.0 / 100 | 2.00 |" in table

@@ -635,9 +635,11 @@ def vocab_explorer(
     model: str,
     out_html: str,
     budget: int,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The token-embedding explorer: one point per projected vocabulary entry, t-SNE / PCA
-    selector, neighbours over the whole input embedding matrix."""
+    selector, neighbours over the whole input embedding matrix; ``notes``: how they were found
+    (``neighbors.search_notes``)."""
     methods = list(dict.fromkeys(projection["method"]))
     base = projection[projection["method"] == methods[0]].reset_index(drop=True)
     coords = {}
@@ -678,7 +680,8 @@ def vocab_explorer(
             f"({n_vocab:,} rows); the selector switches t-SNE and PCA of the same points. Click a "
             f"token (or a search hit) to list its {knn[0].shape[1]} nearest neighbours among all "
             f"{n_vocab:,} rows by cosine distance in the original embedding space (computed by "
-            "the pipeline, not from the 2-D picture); grey entries are not on the page."
+            "the pipeline, not from the 2-D picture); grey entries are not on the page. "
+            + " ".join(notes)
         ),
         out_html=out_html,
         budget=budget,
@@ -739,9 +742,11 @@ def sentence_explorer(
     model: str,
     out_html: str,
     budget: int,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The sentence-embedding explorer: projection / pooling / layer selectors, neighbours of
-    each sentence in the selected pooling and layer."""
+    each sentence in the selected pooling and layer; ``notes``: skipped layers, how neighbours
+    and maps were made (``neighbors.search_notes``)."""
     base, views = sentence_frames(projection)
     base = base.copy()
     base["tokens"] = tokens
@@ -773,7 +778,7 @@ def sentence_explorer(
             f"Each point is one of {len(base):,} corpus sentences; the selectors switch the "
             "projection (t-SNE / PCA of the same sentences), the pooling and the layer (0 = "
             "embedding output). Click a sentence to list its nearest neighbours in the original "
-            "space of that pooling and layer (cosine), computed by the pipeline."
+            "space of that pooling and layer (cosine), computed by the pipeline. " + " ".join(notes)
         ),
         out_html=out_html,
         budget=budget,

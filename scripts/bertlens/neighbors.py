@@ -604,3 +604,29 @@ def knn_summary(facts: dict[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def search_notes(knn: dict[str, Any], projection: dict[str, Any] | None = None) -> list[str]:
+    """What a page says about how its neighbours and maps were made: exact or approximate search
+    (with the measured recall), matrices skipped as degenerate, t-SNE fitted on a sample.
+    ``knn``: per-matrix facts of the knn stage (one matrix's facts alone for a single table);
+    ``projection``: the projection stage's facts."""
+    notes = []
+    searched = [f for f in knn.values() if "method" in f]
+    approx = [f for f in searched if f["method"] == "approximate"]
+    if approx:
+        low, high = min(f["recall_at_k"] for f in approx), max(f["recall_at_k"] for f in approx)
+        shown = f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}"
+        notes.append(
+            f"Neighbours of {approx[0]['points']:,} vectors come from an approximate index "
+            f"({approx[0]['index'].split(',')[0]}): recall@k {shown} against exact search, "
+            f"measured on {approx[0]['recall_queries']} random queries."
+        )
+    elif searched:
+        notes.append("Neighbours come from exact search.")
+    for name, f in {**knn, **(projection or {})}.items():
+        if "skipped" in f:
+            notes.append(f"{name.replace('/layer', ' layer ')} not shown: {f['skipped']}.")
+    fitted = {f["tsne"]["note"] for f in (projection or {}).values() if "note" in f.get("tsne", {})}
+    notes += sorted(fitted)
+    return list(dict.fromkeys(notes))
