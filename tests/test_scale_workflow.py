@@ -50,7 +50,7 @@ def test_degenerate_layer_is_found_once_and_skipped_everywhere(large_run):
     embed = json.loads((res / "embeddings/tiny-en/facts.json").read_text())
     found = {(d["pooling"], d["layer"]) for d in embed["sentences"]["degenerate"]}
     assert found == {("cls", 0)}
-    assert embed["sentences"]["spread"]["cls"][0] < 1e-6 < embed["sentences"]["spread"]["cls"][2]
+    assert embed["sentences"]["spread"]["cls"][0] < 1e-5 < embed["sentences"]["spread"]["cls"][2]
 
     proj = json.loads((res / "projection/tiny-en/sentences.json").read_text())
     assert "same for every sentence" in proj["cls/layer0"]["skipped"]

@@ -61,7 +61,8 @@ def degenerate_report(
                 continue
             why = (
                 f"all {n_rows:,} {pooling} vectors at layer {layer} point the same way "
-                f"(spread {value:.2g} < embeddings.min_spread {min_spread:g})"
+                f"(spread {value:.2g} < embeddings.min_spread {min_spread:g}: their cosine "
+                "distances are near float32 rounding noise)"
             )
             if pooling == "cls" and layer == 0:
                 why += ": at layer 0 the [CLS] vector is the [CLS] token's input embedding, the "
