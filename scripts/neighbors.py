@@ -40,10 +40,9 @@ def knn(sm):
     cfg = sm.params.knn
 
     def search(x, k):
-        import faiss
-
-        faiss.omp_set_num_threads(sm.threads)
-        return knn_search(x, k, cfg["method"], cfg["exact_max"], cfg["recall"], cfg["seed"])
+        return knn_search(
+            x, k, cfg["method"], cfg["exact_max"], cfg["recall"], cfg["seed"], sm.threads
+        )
 
     vocab = np.load(sm.input.vocab, mmap_mode="r")
     idx, dist, vocab_facts = search(np.asarray(vocab, dtype=np.float32), k)

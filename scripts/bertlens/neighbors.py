@@ -143,22 +143,29 @@ def knn_search(
     exact_max: int = 20000,
     recall_target: float = 0.95,
     seed: int = 0,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """k-NN (cosine, self excluded) of every row of ``x``: exact up to ``exact_max`` rows (or
     always, ``method="exact"``), else approximate through a faiss inverted-file index whose
     recall@k, measured against exact search on a sample of queries, is raised to at least
-    ``recall_target`` by probing more lists. Returns (indices, distances, facts)."""
+    ``recall_target`` by probing more lists (faiss uses ``threads`` OpenMP threads). Returns
+    (indices, distances, facts)."""
     n = len(x)
     if method == "exact" or (method == "auto" and n <= exact_max):
         started = time.perf_counter()
         idx, dist = knn_cosine(x, k)
         seconds = round(time.perf_counter() - started, 2)
         return idx, dist, {"method": "exact", "points": n, "recall_at_k": 1.0, "seconds": seconds}
-    return approximate_knn(unit_rows(x), k, recall_target, seed)
+    return approximate_knn(unit_rows(x), k, recall_target, seed, threads=threads)
 
 
 def approximate_knn(
-    xn: np.ndarray, k: int, recall_target: float, seed: int, queries: int = 500
+    xn: np.ndarray,
+    k: int,
+    recall_target: float,
+    seed: int,
+    queries: int = 500,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Approximate k-NN of the unit rows ``xn`` with faiss ``IndexIVFFlat`` (inner product):
     about sqrt(n) k-means lists (seeded). ``nprobe`` (lists scanned per query) is the smallest
@@ -167,6 +174,9 @@ def approximate_knn(
     when it is at least as near as the exact k-th neighbour, so ties count as found."""
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it picked
     import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
 
     started = time.perf_counter()
     n, dim = xn.shape
