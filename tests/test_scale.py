@@ -102,9 +102,9 @@ def test_approximate_search_reaches_its_recall_and_is_deterministic():
 
 
 def test_auto_is_exact_below_the_threshold_and_approximate_above():
-    x = clustered(900, 8)
-    _, _, small = knn_search(x, 5, "auto", exact_max=1000)
-    _, _, large = knn_search(x, 5, "auto", exact_max=800)
+    x = clustered(4000, 16)
+    _, _, small = knn_search(x, 5, "auto", exact_max=4000)
+    _, _, large = knn_search(x, 5, "auto", exact_max=3999)
     assert small["method"] == "exact" and small["recall_at_k"] == 1.0
     assert large["method"] == "approximate"
 
@@ -232,3 +232,12 @@ def test_growth_exponents_fit_log_log_slopes():
     assert slopes["corpus"] is None  # under a second: no meaningful slope
     table = markdown(runs, slopes, 20000)
     assert "| knn | 25.0 / 100 | 400.0 / 100 | 6400.0 / 100 | 2.00 |" in table
+
+
+def test_isotropic_vectors_fall_back_to_exact_search():
+    # random directions in 64 dimensions have no clusters: an inverted file must scan most of
+    # its lists to find the neighbours, which costs more than exact search
+    x = np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95)
+    assert facts["method"] == "exact" and "exact search was cheaper" in facts["note"]
+    np.testing.assert_array_equal(idx, knn_cosine(x, 10)[0])
