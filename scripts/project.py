@@ -14,7 +14,10 @@ def vocab(sm):
     table = read_table(sm.input.vocab_table)
     chosen = select_vocab(table, sm.params.target["max_points"])
     x = np.load(sm.input.vocab, mmap_mode="r")[chosen["token_id"].to_numpy()]
-    coords, facts = project(np.asarray(x), sm.params.target["methods"], sm.params.tsne, sm.threads)
+    target = sm.params.target
+    coords, facts = project(
+        np.asarray(x), target["methods"], sm.params.tsne, sm.threads, target["tsne_fit_max"]
+    )
     return long_table(chosen.reset_index(drop=True), coords), facts
 
 
@@ -38,7 +41,9 @@ def sentences(sm):
             if (pooling, layer) in skip:
                 facts[f"{pooling}/layer{layer}"] = {"skipped": skip[(pooling, layer)]}
                 continue
-            coords, f = project(x, target["methods"], sm.params.tsne, sm.threads)
+            coords, f = project(
+                x, target["methods"], sm.params.tsne, sm.threads, target["tsne_fit_max"]
+            )
             parts.append(long_table(meta, coords, layer=layer, pooling=pooling))
             facts[f"{pooling}/layer{layer}"] = f
     import pandas as pd

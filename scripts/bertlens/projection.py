@@ -129,8 +129,13 @@ def _opentsne(x, perplexity, seed, init, metric, n_iter, threads, fit_max):
 
 
 def project(
-    x: np.ndarray, methods: list[str], tsne: dict[str, Any], threads: int = 1
+    x: np.ndarray,
+    methods: list[str],
+    tsne: dict[str, Any],
+    threads: int = 1,
+    fit_max: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """2-D coordinates of ``x`` by each method (t-SNE fitted on ``fit_max`` rows at most)."""
     coords: dict[str, np.ndarray] = {}
     facts: dict[str, Any] = {}
     for method in methods:
@@ -148,7 +153,7 @@ def project(
                 n_iter=tsne["n_iter"],
                 backend=tsne["backend"],
                 threads=threads,
-                fit_max=tsne.get("fit_max"),
+                fit_max=fit_max,
             )
         else:
             raise UserError(f"unknown projection method '{method}'; use tsne or pca")
