@@ -90,10 +90,16 @@ def trained_dir(run):
 
 def model_files(wildcards):
     """Inputs a model stage needs besides the corpus: the trained model folder for `trained:`
-    models; nothing for hub, package and path models."""
+    models, the files of a `path:` folder (re-saving the model reruns its stages); nothing for
+    hub and package models."""
     entry = MODELS[wildcards.model]
     if entry.get("trained"):
         return {"model_dir": trained_dir(entry["trained"])}
+    if entry.get("path"):
+        from bertlens.models import folder_files
+
+        files = folder_files(entry["path"])
+        return {"model_files": files} if files else {}
     return {}
 
 
@@ -122,6 +128,11 @@ def training_mlm_inputs(wildcards):
         base = MODELS[entry["base_model"]]
         if base.get("trained"):
             inputs["base_model_dir"] = trained_dir(base["trained"])
+        elif base.get("path"):
+            from bertlens.models import folder_files
+
+            if folder_files(base["path"]):
+                inputs["base_model_files"] = folder_files(base["path"])
     else:
         inputs["vocab"] = f"results/training/{wildcards.run}/vocab/vocab.txt"
     return inputs

@@ -106,6 +106,16 @@ def location(spec: ModelSpec, trained_dir: str | None = None) -> str:
     return spec.ref
 
 
+def folder_files(folder: str | os.PathLike) -> list[str]:
+    """The files ``save_pretrained`` wrote into ``folder`` (top level, hidden ones left out): the
+    inputs of the rules that load a ``path:`` model. Empty when the folder does not exist (the
+    stage then stops with the message of :func:`location`)."""
+    path = Path(folder)
+    if not path.is_dir():
+        return []
+    return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def _check_local_dir(spec: ModelSpec, path: Path) -> None:
     if not (path / "config.json").is_file():
         raise UserError(

@@ -1,0 +1,53 @@
+"""Everything a stage reads is an input: a `path:` model re-saved in place reruns exactly the stages
+of that model (real `snakemake` runs on a cut of the tiny config)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import snakemake
+from tests.helpers.tiny import save_tiny_bert, tiny_config, write_config, write_tiny_corpus
+
+pytestmark = pytest.mark.workflow
+
+
+def _planned(output: str) -> list[str]:
+    """The `rule <name>:` / `wildcards: model=<m>` pairs of a dry run, as 'rule[model]'."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        m = re.match(r"\s*(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+            jobs.append(rule)
+            continue
+        m = re.match(r"\s*wildcards: model=([\w-]+)", line)
+        if m and rule and jobs and jobs[-1] == rule:
+            jobs[-1] = f"{rule}[{m.group(1)}]"
+    return sorted(jobs)
+
+
+def test_resaving_a_path_model_reruns_exactly_its_stages(tmp_path):
+    """Two `path:` models tokenize the corpus; re-saving one of them (new weights, same folder)
+    plans its tokenize job again, and nothing of the other model or the corpus."""
+    one = save_tiny_bert(tmp_path / "one", seed=0)
+    two = save_tiny_bert(tmp_path / "two", seed=1)
+    corpus = write_tiny_corpus(tmp_path / "tiny.tsv", rows=12)
+    cfg = tiny_config(tmp_path, one, corpus, training={})
+    cfg["models"] = [
+        {"name": "one", "path": str(one), "column": "en", "max_length": 32},
+        {"name": "two", "path": str(two), "column": "en", "max_length": 32},
+    ]
+    configfile = write_config(tmp_path / "config.yaml", cfg)
+    targets = ["results/tokens/one/stats.json", "results/tokens/two/stats.json"]
+    common = ["--configfile", str(configfile), "--cores", "1", *targets]
+    snakemake(tmp_path, *common)
+    dry = snakemake(tmp_path, "-n", *common)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    save_tiny_bert(one, seed=2)  # the user fine-tunes and saves into the same folder
+    proc = snakemake(tmp_path, "-n", *common)
+    out = proc.stdout + proc.stderr
+    assert _planned(out) == ["tokenize[one]"], out[-3000:]
+    assert "Updated input files" in out and str(one / "model.safetensors") in out
