@@ -42,6 +42,7 @@ rule tokenize:
         "../envs/torch.yaml"
     params:
         model=model_params,
+        max_unk_rate=config["tokens"]["max_unk_rate"],
     script:
         "../scripts/tokenize_corpus.py"
 

@@ -227,9 +227,32 @@ def mecab_tagger(dic: str = "ipadic", wakati: bool = True):
         ) from err
 
 
+#: files of which a saved tokenizer has at least one (WordPiece, BPE, SentencePiece, fast)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def _check_tokenizer_files(spec: ModelSpec, loc: str) -> None:
+    """A local folder without tokenizer files still 'loads' in transformers: a placeholder of 5
+    special tokens that turns every word into [UNK]. Refuse it."""
+    folder = Path(loc)
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"model '{spec.name}': '{folder}' has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}"
+            "); transformers would make a 5-token placeholder that turns every word into [UNK]: "
+            f"save the model's tokenizer there (tokenizer.save_pretrained('{folder}'))"
+        )
+
+
 def load_tokenizer(spec: ModelSpec, loc: str):
     from transformers import AutoTokenizer, BertJapaneseTokenizer
 
+    _check_tokenizer_files(spec, loc)
     try:
         if _is_japanese(spec, loc):
             check_mecab(spec.mecab_dic)
@@ -299,10 +322,32 @@ def load_model(
 
 
 def check_vocab(spec: ModelSpec, tokenizer, model) -> None:
-    """The tokenizer must not produce ids the model's embedding matrix does not have."""
-    n_emb = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > n_emb:
+    """The tokenizer must not produce ids the model's embedding matrix does not have, nor use
+    less than half of its rows (a tokenizer of another model)."""
+    _check_sizes(spec, len(tokenizer), model.get_input_embeddings().weight.shape[0])
+
+
+def check_tokenizer_fits(spec: ModelSpec, tokenizer, loc: str) -> None:
+    """:func:`check_vocab` against the model's config.json (``vocab_size``), without the weights."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(loc, revision=spec.revision, trust_remote_code=False)
+    except (OSError, ValueError):
+        return  # loading the model says what is wrong
+    if getattr(config, "vocab_size", None):
+        _check_sizes(spec, len(tokenizer), int(config.vocab_size))
+
+
+def _check_sizes(spec: ModelSpec, n_tok: int, n_emb: int) -> None:
+    if n_tok > n_emb:
         raise UserError(
-            f"model '{spec.name}': tokenizer has {len(tokenizer)} tokens but the model's embedding "
+            f"model '{spec.name}': tokenizer has {n_tok} tokens but the model's embedding "
             f"matrix has {n_emb} rows; use the tokenizer saved with this model"
+        )
+    if n_tok < n_emb / 2:
+        raise UserError(
+            f"model '{spec.name}': tokenizer has {n_tok} tokens but the model's embedding "
+            f"matrix has {n_emb} rows: the tokenizer does not belong to this model; use the "
+            "tokenizer saved with this model"
         )
