@@ -20,7 +20,7 @@ rule download:
 rule corpus:
     input:
         unpack(lambda wc: {f"src_{n}": source_file(n) for n in SOURCES}),
-        code=lib("corpus"),
+        code=lib("corpus", "readers"),
     output:
         table="results/corpus/corpus.parquet",
         stats="results/corpus/stats.json",

@@ -88,3 +88,218 @@ def test_mostly_unk_corpus_stops_before_writing(tmp_path, tiny_model):
         "column:"
     )
     assert _files(tmp_path) == []
+
+
+# ============================================================================ corpus formats
+HEADER = ["ID", "#日本語(原文)", "#やさしい日本語", "#英語(原文)"]
+TRICKY = [
+    [
+        "q1",
+        "「安物買いの銭失い」だ。",
+        "安い物はすぐこわれます。",
+        '"Buy cheap, buy twice," they say.',
+    ],
+    ["q2", "一行目\n二行目", "改行が\nあります。", "A line\nbreak, and\ta tab."],
+    ["q3", "NA", "None", "null"],
+    ["q4", "N/A", "NaN", "#N/A"],
+]
+
+
+@pytest.mark.parametrize("writer", ["csv-module-tsv", "pandas-tsv", "csv-module-csv", "excel-csv"])
+def test_quoted_files_read_as_written(tmp_path, writer):
+    """Files written by Python's csv module, pandas and Excel (quoted cells, doubled quotes, line
+    breaks and separators inside quotes): every cell comes back exactly, NA-like text included."""
+    import csv
+
+    import pandas as pd
+
+    from bertlens.corpus import read_source
+
+    fmt = writer.rsplit("-", 1)[1]
+    path = tmp_path / f"c.{fmt}"
+    sep = "\t" if fmt == "tsv" else ","
+    if writer.startswith("pandas"):
+        pd.DataFrame(TRICKY, columns=HEADER).to_csv(path, sep=sep, index=False)
+    else:
+        encoding = "utf-8-sig" if writer.startswith("excel") else "utf-8"
+        with open(path, "w", encoding=encoding, newline="") as fh:
+            dialect = "excel" if writer.startswith("excel") else None
+            w = csv.writer(fh, dialect=dialect or "excel", delimiter=sep, lineterminator="\r\n")
+            w.writerows([HEADER, *TRICKY])
+    df = read_source(path, fmt, "q")
+    assert df[["id", "ja", "easy_ja", "en"]].to_numpy().tolist() == TRICKY
+
+
+def test_na_like_text_is_kept_in_xlsx(tmp_path):
+    import openpyxl
+
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "na.xlsx"
+    wb = openpyxl.Workbook()
+    for row in [HEADER, *TRICKY[2:]]:
+        wb.active.append(row)
+    wb.save(path)
+    df = read_source(path, "xlsx", "na")
+    assert df[["id", "ja", "easy_ja", "en"]].to_numpy().tolist() == TRICKY[2:]
+
+
+def test_xlsx_merged_cells_read_as_shown(tmp_path):
+    """One Japanese sentence merged over two rows with two English translations: both rows get it."""
+    import openpyxl
+
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "merged.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["ID", "#日本語(原文)", "#英語(原文)"])
+    ws.append([1, "雨が降っている。", "It is raining."])
+    ws.append([2, None, "It's raining."])
+    ws.append([3, "晴れだ。", "It is sunny."])
+    ws.merge_cells("B2:B3")
+    wb.save(path)
+    df = read_source(path, "xlsx", "m")
+    assert df["ja"].tolist() == ["雨が降っている。", "雨が降っている。", "晴れだ。"]
+    assert df["id"].tolist() == ["1", "2", "3"]
+
+
+def _formula_workbook(path: Path, cached: str | None) -> Path:
+    """An xlsx whose B2 is a formula; with ``cached`` its saved value (what Excel stores)."""
+    import zipfile
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["ID", "#やさしい日本語"])
+    wb.active.append([1, '="猫"&"です。"'])
+    wb.save(path)
+    if cached is not None:
+        with zipfile.ZipFile(path) as zf:
+            parts = {n: zf.read(n) for n in zf.namelist()}
+        sheet = parts["xl/worksheets/sheet1.xml"].decode()
+        sheet = sheet.replace('<c r="B2"><f>', '<c r="B2" t="str"><f>').replace(
+            "<v />", f"<v>{cached}</v>"
+        )
+        parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in parts.items():
+                zf.writestr(name, data)
+    return path
+
+
+def test_xlsx_formula_without_saved_value(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = _formula_workbook(tmp_path / "f.xlsx", cached=None)
+    with pytest.raises(UserError) as err:
+        read_source(path, "xlsx", "f")
+    assert _one_line(err) == (
+        f"corpus source 'f': cell B2 of sheet 'Sheet' in '{path}' is a formula "
+        '(="猫"&"です。") without a saved value (the file was written by a program that does not '
+        "compute formulas); open it in Excel or LibreOffice and save it again, or paste the "
+        "values instead of the formulas"
+    )
+    saved = _formula_workbook(tmp_path / "saved.xlsx", cached="猫です。")
+    assert read_source(saved, "xlsx", "f")["easy_ja"].tolist() == ["猫です。"]
+
+
+def test_xlsx_missing_sheet_lists_the_sheets(tmp_path):
+    import openpyxl
+
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "two.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "notes"
+    wb.create_sheet("T15").append(["#やさしい日本語"])
+    wb.save(path)
+    for sheet, shown in (("t15", "'t15'"), (2, "2")):
+        with pytest.raises(UserError) as err:
+            read_source(path, "xlsx", "two", sheet=sheet)
+        assert _one_line(err) == (
+            f"corpus source 'two': '{path}' has no sheet {shown} (its sheets: 'notes', 'T15'); "
+            "fix sheet: in corpus.sources (a name, or an index from 0)"
+        )
+
+
+def test_utf16_text_is_named(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "unicode.tsv"
+    path.write_text("ID\t#やさしい日本語\n1\t猫です。\n", encoding="utf-16")
+    with pytest.raises(UserError) as err:
+        read_source(path, "tsv", "u16")
+    msg = _one_line(err)
+    assert msg == (
+        f"corpus source 'u16': '{path}' is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save "
+        "it as UTF-8 ('CSV UTF-8' in Excel) or convert it, e.g. 'iconv -f UTF-16 -t UTF-8 "
+        "unicode.tsv > unicode.utf8.tsv'"
+    )
+    assert "SHIFT_JIS" not in msg
+
+
+def test_header_with_full_width_hash_and_spaces_matches(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "h.tsv"
+    path.write_text(
+        " ID \t＃やさしい日本語\t# 英語（原文） \n1\t猫です。\tA cat.\n", encoding="utf-8"
+    )
+    df = read_source(path, "tsv", "h")
+    assert df[["id", "easy_ja", "en"]].to_numpy().tolist() == [["1", "猫です。", "A cat."]]
+
+
+def test_header_near_miss_is_named(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "near.tsv"
+    path.write_text("ID\t#やさしい日本語文\n1\t猫です。\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        read_source(path, "tsv", "near")
+    assert (
+        "found: ID, #やさしい日本語文; near misses: '#やさしい日本語文' (meant '#やさしい日本語'?); "
+        "give the file a header row with these names" in _one_line(err)
+    )
+
+
+def test_header_near_miss_is_named_when_its_column_is_needed(tmp_path):
+    from bertlens.corpus import clean, read_source
+
+    path = tmp_path / "near.tsv"
+    path.write_text("ID\t#やさしい日本語\t#英語(原文\n1\t猫です。\tA cat.\n", encoding="utf-8")
+    frame = read_source(path, "tsv", "near")
+    with pytest.raises(UserError) as err:
+        clean([frame], required=["easy_ja", "en"], dedupe_on=[])
+    assert _one_line(err) == (
+        "column 'en' is needed (by a model or the MeCab stats) but no corpus source has it; the "
+        "corpus has: easy_ja (headers not understood: '#英語(原文' (meant '#英語(原文)'?)). Fix "
+        "the model's column: or add a source with that column"
+    )
+
+
+def test_csv_with_a_badly_quoted_cell(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "q.csv"
+    path.write_text('ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        read_source(path, "csv", "q")
+    assert _one_line(err) == (
+        f"corpus source 'q': '{path}' line 3: a quoted cell is not closed properly (',' expected "
+        'after \'"\'); quote the whole cell and double the quotes inside it (""like this""), as '
+        "spreadsheet programs do"
+    )
+
+
+def test_row_with_more_cells_than_the_header(tmp_path):
+    from bertlens.corpus import read_source
+
+    path = tmp_path / "wide.csv"
+    path.write_text("ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        read_source(path, "csv", "w")
+    assert _one_line(err) == (
+        f"corpus source 'w': '{path}' row 3 has 3 cells but the header has 2; quote cells that "
+        "contain the separator, or fix the row"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import http.client
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .io import atomic_path, write_json, write_table
+from .readers import check_not_utf16, map_header, read_delimited, read_xlsx, rows_to_frame
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ SNOW_COLUMNS = {
     "#固有名詞": "proper_noun",
 }
 TEXT_COLUMNS = ["ja", "easy_ja", "en", "proper_noun"]
+#: header cells we understand (matched after NFKC, without spaces, in any case)
+HEADERS = {**SNOW_COLUMNS, **{c: c for c in ("id", *TEXT_COLUMNS)}}
 FORMATS = ("xlsx", "csv", "tsv", "txt")
 _XLSX_MAGIC = b"PK\x03\x04"
 _CHUNK = 1 << 16
@@ -184,62 +186,31 @@ def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None
 def read_source(
     path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0, text_column: str | None = None
 ) -> pd.DataFrame:
-    """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present)."""
+    """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present), every
+    cell as text (see :mod:`bertlens.readers`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"corpus source '{name}': file '{path}' does not exist; fix its path:")
     if path.stat().st_size == 0:
         raise UserError(f"corpus source '{name}': file '{path}' is empty; give a file with rows")
-    try:
-        if fmt == "xlsx":
-            try:
-                _check_type(path, "xlsx", f"corpus source '{name}' ({path})")
-            except _Permanent as err:
-                raise UserError(str(err)) from None
-            df = pd.read_excel(path, sheet_name=sheet, dtype=str, engine="openpyxl")
-        elif fmt == "csv":
-            df = pd.read_csv(path, sep=",", dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        elif fmt == "tsv":
-            # a TSV has no quoting: a quote is text ('"Buy cheap," they say.'), and a stray one
-            # must not swallow the following rows
-            df = pd.read_csv(
-                path,
-                sep="\t",
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                quoting=csv.QUOTE_NONE,
-            )
-        else:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()
-            column = text_column or "easy_ja"
-            df = pd.DataFrame({column: lines})
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
-            f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
-        ) from None
-    except (ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise UserError(
-            f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}; export the file again, "
-            f"or set format: in corpus.sources if it is not a {fmt} file"
-        ) from None
-    df = df.rename(
-        columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns}
-    )
+    df, near = _read_frame(path, fmt, name, sheet, text_column)
+    header = [str(c) for c in df.attrs.get("header", df.columns)]
     present = [c for c in TEXT_COLUMNS if c in df.columns]
     if not present:
         raise UserError(
             f"corpus source '{name}': '{path}' has none of the expected columns "
             f"({', '.join(k for k in SNOW_COLUMNS if k != 'ID')} or {', '.join(TEXT_COLUMNS)}); "
-            f"found: {', '.join(map(str, df.columns)) or 'no columns'}; give the file a header "
-            "row with these names"
+            f"found: {', '.join(c for c in header if c) or 'no columns'}"
+            + (f"; near misses: {', '.join(near)}" if near else "")
+            + "; give the file a header row with these names"
             + (
                 f" or pick the sheet that has one with sheet: (now {sheet!r})"
                 if fmt == "xlsx"
                 else ""
             )
         )
+    if near:
+        log.warning("corpus source '%s': headers not used: %s", name, ", ".join(near))
     if df.empty:
         raise UserError(
             f"corpus source '{name}': '{path}' has a header but no rows; add rows"
@@ -250,7 +221,50 @@ def read_source(
         df["id"] = [f"{name}-{i + 1}" for i in range(len(df))]
     df = df[["id", *present]].copy()
     df.insert(1, "source", name)
+    df.attrs["near_misses"] = near
     return df
+
+
+def _read_frame(
+    path: Path, fmt: str, name: str, sheet: Any, text_column: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The file as a table of text under our column names, and the header near misses."""
+    try:
+        if fmt == "xlsx":
+            try:
+                _check_type(path, "xlsx", f"corpus source '{name}' ({path})")
+            except _Permanent as err:
+                raise UserError(str(err)) from None
+            rows = read_xlsx(path, sheet, name)
+        else:
+            check_not_utf16(path, name)
+            if fmt == "txt":
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
+                return pd.DataFrame({text_column or "easy_ja": lines}, dtype=object), []
+            rows = read_delimited(path, "," if fmt == "csv" else "\t", name)
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
+            f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
+        ) from None
+    except (ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise UserError(
+            f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}; export the file again, "
+            f"or set format: in corpus.sources if it is not a {fmt} file"
+        ) from None
+    df = rows_to_frame(rows, name, path)
+    names, near = map_header(list(df.columns), HEADERS)
+    ours = [n for n in names if n in ("id", *TEXT_COLUMNS)]
+    twice = sorted({n for n in ours if ours.count(n) > 1})
+    if twice:
+        raise UserError(
+            f"corpus source '{name}': '{path}' has more than one column for "
+            f"{', '.join(twice)} (header: {', '.join(map(str, df.columns))}); keep one of each"
+        )
+    header = list(df.columns)
+    df.columns = names
+    df.attrs["header"] = header
+    return df, near
 
 
 def normalize_text(text: Any, form: str = "NFKC") -> str:
@@ -277,13 +291,15 @@ def clean(
 ) -> tuple[pd.DataFrame, dict]:
     """Concatenate sources, normalise every text, drop rows empty in a required column and
     duplicates (on ``dedupe_on``); count both per source."""
+    near = [m for f in frames for m in f.attrs.get("near_misses", [])]
     df = pd.concat(frames, ignore_index=True)
     for col in required:
         if col not in df.columns:
             raise UserError(
                 f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
-                f"it; the corpus has: {', '.join(c for c in df.columns if c in TEXT_COLUMNS)}. "
-                "Fix the model's column: or add a source with that column"
+                f"it; the corpus has: {', '.join(c for c in df.columns if c in TEXT_COLUMNS)}"
+                + (f" (headers not understood: {', '.join(near)})" if near else "")
+                + ". Fix the model's column: or add a source with that column"
             )
     text_cols = [c for c in TEXT_COLUMNS if c in df.columns]
     for col in text_cols:
