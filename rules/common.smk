@@ -71,6 +71,15 @@ def required_columns():
     return sorted(set(cols))
 
 
+def corpus_uses():
+    """What reads the corpus, by label, and the column each reads: the corpus stats count its
+    rows, and a use without rows stops the corpus stage."""
+    uses = {f"model '{m['name']}'": m["column"] for m in config["models"]}
+    uses |= {f"MeCab statistics of '{c}'": c for c in config["mecab"]["columns"]}
+    uses |= {f"training run '{r}'": t["column"] for r, t in TRAINING.items()}
+    return uses
+
+
 def lib(*modules):
     """The bertlens modules a rule's script imports: listed as inputs so that editing them
     reruns the rule (Snakemake's code trigger watches only the script file itself)."""

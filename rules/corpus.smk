@@ -37,6 +37,7 @@ rule corpus:
     params:
         sources=config["corpus"]["sources"],
         required=required_columns(),
+        uses=corpus_uses(),
         dedupe_on=config["corpus"]["dedupe_on"],
         normalize=config["corpus"]["normalize"],
         max_rows=config["corpus"]["max_rows"],

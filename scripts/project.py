@@ -5,6 +5,7 @@ import numpy as np
 from bertlens.config import resolve_layers
 from bertlens.embeddings import load_sentence_layer
 from bertlens.io import read_json, read_table, write_json, write_sidecar, write_table
+from bertlens.modelstage import column_rows
 from bertlens.projection import long_table, project, select_vocab
 from bertlens.stage import run
 
@@ -22,7 +23,7 @@ def sentences(sm):
     n_layers = read_json(sm.input.facts)["sentences"]["layers"] - 1
     layers = resolve_layers(target["layers"], n_layers)
     tokens = read_table(sm.input.tokens)
-    corpus = read_table(sm.input.corpus)
+    corpus = column_rows(sm.input.corpus, sm.params.column)  # the rows the model read
     meta = corpus[["id", "source"]].copy()
     meta["text"] = corpus[sm.params.column].astype(str)
     meta["length"] = tokens["length"].to_numpy()

@@ -303,3 +303,79 @@ def test_row_with_more_cells_than_the_header(tmp_path):
         f"corpus source 'w': '{path}' row 3 has 3 cells but the header has 2; quote cells that "
         "contain the separator, or fix the row"
     )
+
+
+# ============================================================================ rows per use
+def _snow_and_txt(tmp_path: Path, txt_column: str = "easy_ja"):
+    from bertlens.corpus import read_source
+
+    tsv = tmp_path / "snow.tsv"
+    tsv.write_text(
+        "ID\t#日本語(原文)\t#やさしい日本語\t#英語(原文)\n"
+        "1\t猫が寝ている。\t猫が寝ています。\tThe cat is sleeping.\n"
+        "2\t雨だ。\t雨です。\tIt rains.\n",
+        encoding="utf-8",
+    )
+    txt = tmp_path / "extra.txt"
+    txt.write_text("犬が走ります。\n鳥が鳴きます。\n花がさきます。\n", encoding="utf-8")
+    return [
+        read_source(tsv, "tsv", "snow"),
+        read_source(txt, "txt", "extra", text_column=txt_column),
+    ]
+
+
+USES = {"model 'minilm-en'": "en", "model 'easy-ja'": "easy_ja", "MeCab of 'easy_ja'": "easy_ja"}
+
+
+def test_txt_source_next_to_a_model_of_another_column(tmp_path):
+    """extra easy_ja sentences from a .txt: kept for the easy_ja users, not for the en model."""
+    from bertlens.corpus import build_corpus
+    from bertlens.modelstage import column_rows
+
+    frames = _snow_and_txt(tmp_path)
+    files = {"snow": str(tmp_path / "snow.tsv"), "extra": str(tmp_path / "extra.txt")}
+    sources = [{"name": "snow", "path": files["snow"]}, {"name": "extra", "path": files["extra"]}]
+    out = tmp_path / "out"
+    stats = build_corpus(
+        sources, files, ["easy_ja", "en"], ["ja", "easy_ja", "en"], "NFKC", None,
+        str(out / "corpus.parquet"), str(out / "stats.json"), uses=USES,
+    )  # fmt: skip
+    assert len(frames[1]) == 3
+    assert stats["rows_out"] == 5 and stats["dropped_empty"] == {}
+    assert stats["rows_per_use"] == {
+        "model 'minilm-en'": 2,
+        "model 'easy-ja'": 5,
+        "MeCab of 'easy_ja'": 5,
+    }
+    en = column_rows(str(out / "corpus.parquet"), "en")
+    assert en["id"].tolist() == ["1", "2"]
+    easy = column_rows(str(out / "corpus.parquet"), "easy_ja")
+    assert easy["easy_ja"].tolist()[2:] == ["犬が走ります。", "鳥が鳴きます。", "花がさきます。"]
+
+
+def test_source_that_adds_no_rows_is_named(tmp_path):
+    """A .txt read into `ja`, which nothing uses: its rows serve nobody."""
+    from bertlens.corpus import clean
+
+    frames = _snow_and_txt(tmp_path, txt_column="ja")
+    with pytest.raises(UserError) as err:
+        clean(frames, ["easy_ja", "en"], ["ja", "easy_ja", "en"], uses=USES)
+    assert _one_line(err) == (
+        "corpus source 'extra' adds no rows: of its 3 rows, 3 have no text in easy_ja/en (the "
+        "columns the models, MeCab statistics and training runs read) and 0 repeat earlier rows; "
+        "give it text in one of those columns (a .txt source fills its text_column, by default "
+        "easy_ja) or remove it from corpus.sources"
+    )
+
+
+def test_use_without_rows_is_named(tmp_path):
+    from bertlens.corpus import clean, read_source
+
+    path = tmp_path / "c.tsv"
+    path.write_text("ID\t#やさしい日本語\t#英語(原文)\n1\t猫です。\t\n2\t雨です。\t\n")
+    with pytest.raises(UserError) as err:
+        clean([read_source(path, "tsv", "c")], ["easy_ja", "en"], [], uses=USES)
+    assert _one_line(err) == (
+        "model 'minilm-en' reads column 'en', which has no text in any corpus row (after "
+        "max_rows); give a source with text in that column or fix the column:"
+    )

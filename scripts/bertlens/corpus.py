@@ -288,19 +288,19 @@ def clean(
     dedupe_on: list[str],
     normalize: str = "NFKC",
     max_rows: int | None = None,
+    uses: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Concatenate sources, normalise every text, drop rows empty in a required column and
-    duplicates (on ``dedupe_on``); count both per source."""
-    near = [m for f in frames for m in f.attrs.get("near_misses", [])]
+    """Concatenate sources, normalise every text, drop rows without text in any ``required``
+    column and duplicates (on ``dedupe_on``); count both per source.
+
+    Rows are kept per use: a row with text in one required column serves the models (and MeCab
+    statistics, training runs) of that column, each of which reads only the rows where its column
+    has text. ``uses`` names them (``{"model 'x'": "en"}``): the stats count the rows of each, and
+    a use without rows is an error, as is a source that adds no rows.
+    """
+    uses = uses or {f"column '{c}'": c for c in required}
+    _check_columns(frames, required)
     df = pd.concat(frames, ignore_index=True)
-    for col in required:
-        if col not in df.columns:
-            raise UserError(
-                f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
-                f"it; the corpus has: {', '.join(c for c in df.columns if c in TEXT_COLUMNS)}"
-                + (f" (headers not understood: {', '.join(near)})" if near else "")
-                + ". Fix the model's column: or add a source with that column"
-            )
     text_cols = [c for c in TEXT_COLUMNS if c in df.columns]
     for col in text_cols:
         df[col] = [normalize_text(v, normalize) for v in df[col]]
@@ -308,9 +308,9 @@ def clean(
     stats: dict[str, Any] = {"rows_in": {}, "dropped_empty": {}, "dropped_duplicate": {}}
     for name, group in df.groupby("source", sort=False):
         stats["rows_in"][name] = int(len(group))
-    empty = (df[required] == "").any(axis=1) if required else pd.Series(False, index=df.index)
-    stats["dropped_empty"] = {k: int(v) for k, v in df[empty].groupby("source").size().items()}
-    df = df[~empty]
+    unused = (df[required] == "").all(axis=1) if required else pd.Series(False, index=df.index)
+    stats["dropped_empty"] = {k: int(v) for k, v in df[unused].groupby("source").size().items()}
+    df = df[~unused]
     keys = [c for c in dedupe_on if c in df.columns]
     if keys:
         dup = df.duplicated(subset=keys, keep="first")
@@ -318,29 +318,58 @@ def clean(
             k: int(v) for k, v in df[dup].groupby("source").size().items()
         }
         df = df[~dup]
+    _check_every_source_adds_rows(df, stats, required)
     if max_rows:
         cut = df.iloc[max_rows:]
         stats["dropped_max_rows"] = {k: int(v) for k, v in cut.groupby("source").size().items()}
         df = df.head(max_rows)
     df = df.reset_index(drop=True)
-    if df.empty:
-        read = ", ".join(f"{k}: {v}" for k, v in stats["rows_in"].items())
-        raise UserError(
-            "the corpus is empty after dropping rows with empty "
-            f"{'/'.join(required)} and duplicates (rows read: {read}); give sources with text in "
-            f"{'/'.join(required)} (a .txt source fills its text_column, by default easy_ja)"
-        )
     stats["rows_out"] = int(len(df))
+    stats["rows_per_use"] = {use: int((df[col] != "").sum()) for use, col in uses.items()}
+    for use, n in stats["rows_per_use"].items():
+        if n == 0:
+            raise UserError(
+                f"{use} reads column '{uses[use]}', which has no text in any corpus row (after "
+                "max_rows); give a source with text in that column or fix the column:"
+            )
     stats["columns"] = {}
     for col in text_cols:
-        lengths = df[col].str.len()
-        stats["columns"][col] = {
-            "non_empty": int((df[col] != "").sum()),
-            "chars_mean": round(float(lengths.mean()), 2),
-            "chars_median": float(lengths.median()),
-            "chars_max": int(lengths.max()),
-        }
+        lengths = df.loc[df[col] != "", col].str.len()
+        if len(lengths):
+            stats["columns"][col] = {
+                "non_empty": int(len(lengths)),
+                "chars_mean": round(float(lengths.mean()), 2),
+                "chars_median": float(lengths.median()),
+                "chars_max": int(lengths.max()),
+            }
     return df, stats
+
+
+def _check_columns(frames: list[pd.DataFrame], required: list[str]) -> None:
+    near = [m for f in frames for m in f.attrs.get("near_misses", [])]
+    have = {c for f in frames for c in f.columns}
+    for col in required:
+        if col not in have:
+            raise UserError(
+                f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
+                f"it; the corpus has: {', '.join(c for c in TEXT_COLUMNS if c in have)}"
+                + (f" (headers not understood: {', '.join(near)})" if near else "")
+                + ". Fix the model's column: or add a source with that column"
+            )
+
+
+def _check_every_source_adds_rows(df: pd.DataFrame, stats: dict, required: list[str]) -> None:
+    kept = df.groupby("source").size()
+    for name, n_in in stats["rows_in"].items():
+        if kept.get(name, 0) == 0:
+            raise UserError(
+                f"corpus source '{name}' adds no rows: of its {n_in} rows, "
+                f"{stats['dropped_empty'].get(name, 0)} have no text in {'/'.join(required)} (the "
+                "columns the models, MeCab statistics and training runs read) and "
+                f"{stats['dropped_duplicate'].get(name, 0)} repeat earlier rows; give it text in "
+                "one of those columns (a .txt source fills its text_column, by default easy_ja) "
+                "or remove it from corpus.sources"
+            )
 
 
 def build_corpus(
@@ -352,6 +381,7 @@ def build_corpus(
     max_rows: int | None,
     out_table: str,
     out_stats: str,
+    uses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
@@ -363,7 +393,7 @@ def build_corpus(
                 files[src["name"]], fmt, src["name"], src.get("sheet", 0), src.get("text_column")
             )
         )
-    df, stats = clean(frames, required, dedupe_on, normalize, max_rows)
+    df, stats = clean(frames, required, dedupe_on, normalize, max_rows, uses)
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
         for src in sources

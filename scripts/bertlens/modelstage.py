@@ -25,22 +25,28 @@ def load(sm: Any, head: str = "base", attn_implementation: str | None = None):
     return spec, loc, tokenizer, model
 
 
-def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
-    """The model's corpus column (as text), or one clear error when the corpus lacks it."""
+def column_rows(path: str, column: str, who: str = "") -> pd.DataFrame:
+    """The corpus rows with text in ``column`` (each model and MeCab column reads just these), in
+    corpus order, with a fresh index."""
     from .stage import UserError
 
     corpus = read_table(path)
-    if spec.column not in corpus.columns:
+    if column not in corpus.columns:
         raise UserError(
-            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
-            "fix 'column:' of the model in the config"
+            f"{who or 'a stage'} reads column '{column}', which the corpus does not have; "
+            "fix 'column:' in the config"
         )
-    return corpus[spec.column].fillna("").astype(str)
+    text = corpus[column].fillna("").astype(str)
+    return corpus[text != ""].reset_index(drop=True)
+
+
+def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
+    """The model's texts: its corpus column where it has text."""
+    return column_rows(path, spec.column, f"model '{spec.name}'")[spec.column].astype(str)
 
 
 def corpus_texts(path: str, column: str) -> list[str]:
-    df: pd.DataFrame = read_table(path)
-    return df[column].astype(str).tolist()
+    return column_rows(path, column)[column].astype(str).tolist()
 
 
 def provenance_of(spec: ModelSpec, loc: str, tokenizer) -> dict[str, Any]:
