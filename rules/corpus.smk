@@ -13,6 +13,7 @@ rule download:
         sha256=lambda wc: SOURCES[wc.source].get("sha256"),
         timeout=config["corpus"]["download"]["timeout"],
         retries=config["corpus"]["download"]["retries"],
+        deadline=config["corpus"]["download"]["deadline"],
     script:
         "../scripts/download.py"
 

@@ -379,3 +379,26 @@ def test_use_without_rows_is_named(tmp_path):
         "model 'minilm-en' reads column 'en', which has no text in any corpus row (after "
         "max_rows); give a source with text in that column or fix the column:"
     )
+
+
+# ============================================================================ downloads
+def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
+    """A downloaded file the corpus stage refuses is not kept as valid: the next run downloads it
+    again. The message names the URL, not the cache file."""
+    from bertlens.corpus import build_corpus
+
+    cached = tmp_path / "results" / "downloads" / "web.tsv"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("番号\t原文\n1\t猫\n", encoding="utf-8")
+    (tmp_path / "results" / "downloads" / "web.tsv.meta.json").write_text("{}")
+    url = "https://example.org/data/easy.tsv"
+    with pytest.raises(UserError) as err:
+        build_corpus(
+            [{"name": "web", "url": url}], {"web": str(cached)}, ["easy_ja"], [], "NFKC", None,
+            str(tmp_path / "corpus.parquet"), str(tmp_path / "stats.json"),
+        )  # fmt: skip
+    msg = _one_line(err)
+    assert msg.startswith(f"corpus source 'web': '{url}' has none of the expected columns")
+    assert msg.endswith("(the downloaded copy was deleted: the next run downloads it again)")
+    assert str(cached) not in msg
+    assert _files(tmp_path) == []

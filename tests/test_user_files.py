@@ -51,3 +51,36 @@ def test_resaving_a_path_model_reruns_exactly_its_stages(tmp_path):
     out = proc.stdout + proc.stderr
     assert _planned(out) == ["tokenize[one]"], out[-3000:]
     assert "Updated input files" in out and str(one / "model.safetensors") in out
+
+
+def test_rejected_download_is_fetched_again_by_the_next_run(tmp_path, monkeypatch):
+    """The server first answers with a login page (a byte-order mark before `<!DOCTYPE html>`),
+    then with the file. The first run fails without caching the page; the second downloads
+    again and builds the corpus."""
+    from tests.helpers.http import Bytes, FailThenSucceed, serve
+
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    corpus = write_tiny_corpus(tmp_path / "tiny.tsv", rows=12).read_bytes()
+    page = Bytes(b"\xef\xbb\xbf<!DOCTYPE html><html><body>Log in</body></html>", "text/html")
+    route = FailThenSucceed(2, Bytes(corpus, "text/tab-separated-values"), first=page)
+    with serve({"/easy.tsv": route}) as base:
+        cfg = tiny_config(tmp_path, tmp_path / "no-model", tmp_path / "unused.tsv", training={})
+        cfg["corpus"]["sources"] = [{"name": "web", "url": f"{base}/easy.tsv"}]
+        cfg["corpus"]["download"] = {"retries": 0}
+        cfg["models"] = [cfg["models"][0]]
+        configfile = write_config(tmp_path / "config.yaml", cfg)
+        args = ["--configfile", str(configfile), "--cores", "1", "results/corpus/corpus.parquet"]
+        first = snakemake(tmp_path, *args, check=False)
+        assert first.returncode != 0
+        out = first.stdout + first.stderr
+        assert (
+            f"ERROR [download]: {base}/easy.tsv returned an HTML page instead of a tsv file; use "
+            "the direct file URL" in out
+        ), out[-3000:]
+        assert not (tmp_path / "results" / "downloads").exists() or not any(
+            (tmp_path / "results" / "downloads").iterdir()
+        )
+        snakemake(tmp_path, *args)
+        assert base.counts["/easy.tsv"] == 3  # the first run and its (rule) retry, then the second
+    assert (tmp_path / "results" / "downloads" / "web.tsv").read_bytes() == corpus

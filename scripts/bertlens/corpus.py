@@ -6,9 +6,11 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -60,18 +62,23 @@ def download(
     timeout: float = 60,
     retries: int = 3,
     backoff: float = 1.0,
+    deadline: float = 1800,
 ) -> dict[str, Any]:
-    """Stream ``url`` to ``dest`` with progress logging, a timeout, retries and verification.
+    """Stream ``url`` to ``dest`` with progress logging, a timeout, a deadline, retries and
+    verification.
 
-    The file is written under a temporary name and renamed only after its size (Content-Length),
-    its checksum (when ``sha256`` is given) and its type (an xlsx must be a zip archive, not an
-    HTML page) are verified. Returns facts for the provenance record.
+    The file is written under a temporary name and renamed only after its size (the body must
+    have exactly Content-Length bytes: fewer or more is refused), its checksum (when ``sha256`` is
+    given) and its type (not empty; an xlsx must be a zip archive; nothing may be an HTML page)
+    are verified. A gzip or deflate Content-Encoding is decoded. Non-ASCII characters in the URL
+    are percent-encoded (the host name by IDNA). Messages name ``url``. Returns facts for the
+    provenance record.
     """
     dest = Path(dest)
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            return _download_once(url, dest, sha256, fmt, timeout)
+            return _download_once(url, dest, sha256, fmt, timeout, deadline)
         except _Permanent as err:
             raise UserError(str(err)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, _Transient) as err:
@@ -111,10 +118,31 @@ def _reason(err: Exception | None) -> str:
     return str(err)
 
 
-def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
-    req = urllib.request.Request(url, headers={"User-Agent": "bertlens/0.1"})
+def encode_url(url: str) -> str:
+    """``url`` with non-ASCII characters percent-encoded (UTF-8) and an IDNA host name; what is
+    already ASCII (and already percent-encoded) is left as it is."""
+    if url.isascii():
+        return url
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if parts.hostname and not parts.hostname.isascii():
+        netloc = netloc.replace(parts.hostname, parts.hostname.encode("idna").decode("ascii"))
+    keep = "/%:@!$&'()*+,;=-._~?"
+    return urllib.parse.urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            urllib.parse.quote(parts.path, safe=keep),
+            urllib.parse.quote(parts.query, safe=keep),
+            urllib.parse.quote(parts.fragment, safe=keep),
+        )
+    )
+
+
+def _open(url: str, timeout: float):
+    req = urllib.request.Request(encode_url(url), headers={"User-Agent": "bertlens/0.1"})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as err:
         err.close()  # the error response holds the connection open
         if 400 <= err.code < 500 and err.code not in (408, 429):
@@ -123,32 +151,41 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
                 "corpus.sources"
             ) from None
         raise
+
+
+def _decoder(resp, url: str):
+    """A zlib decompressor for a gzip/deflate Content-Encoding; None for none (identity)."""
+    import zlib
+
+    encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    if encoding == "deflate":
+        return zlib.decompressobj(wbits=47)  # zlib or gzip header, detected
+    raise _Permanent(
+        f"{url} was sent with Content-Encoding '{encoding}', which bertlens cannot decode; "
+        "download the file yourself and use 'path:' instead of 'url:'"
+    )
+
+
+def _download_once(url, dest: Path, sha256, fmt, timeout, deadline) -> dict[str, Any]:
+    resp = _open(url, timeout)
     with resp, atomic_path(dest) as tmp:
-        expected = resp.headers.get("Content-Length")
-        expected = int(expected) if expected and expected.isdigit() else None
-        digest = hashlib.sha256()
-        size = 0
-        next_report = 0.0
-        started = time.perf_counter()
+        announced = resp.headers.get("Content-Length")
+        expected = int(announced) if announced and announced.strip().isdigit() else None
+        decoder = _decoder(resp, url)
+        started = time.monotonic()
         with open(tmp, "wb") as fh:
-            while True:
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
-                fh.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if expected and size / expected >= next_report:
-                    log.info(
-                        "downloading %s: %d/%d bytes (%.0f%%)",
-                        url,
-                        size,
-                        expected,
-                        100 * size / expected,
-                    )
-                    next_report += 0.25
-        if expected is not None and size != expected:
-            raise _Transient(f"truncated download: got {size} of {expected} bytes")
+            received, size, digest = _stream(resp, fh, decoder, url, expected, started, deadline)
+        if expected is not None and received < expected:
+            raise _Transient(f"truncated download: got {received} of {expected} bytes")
+        if size == 0:
+            raise _Permanent(
+                f"{url} returned an empty file (0 bytes); check the URL, or download the file "
+                "yourself and use 'path:' instead of 'url:'"
+            )
         got = digest.hexdigest()
         if sha256 and got.lower() != sha256.lower():
             raise _Permanent(
@@ -160,23 +197,106 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
             "downloaded %s: %d bytes in %.1f s, sha256 %s",
             url,
             size,
-            time.perf_counter() - started,
+            time.monotonic() - started,
             got,
         )
     return {"url": url, "bytes": size, "sha256": got}
 
 
+def _stream(resp, fh, decoder, url, expected, started, deadline):
+    """Copy the body to ``fh`` (decoded); return (bytes received, bytes written, sha256).
+
+    The body is read to its end, not just to Content-Length, so that a body longer than announced
+    is caught; a server that keeps the connection open after exactly Content-Length bytes ends it
+    with a short read timeout."""
+    import zlib
+
+    resp.length = None  # read what the server sends, not what it announced
+    digest = hashlib.sha256()
+    received = size = 0
+    next_log = started + _PROGRESS_EVERY
+    while True:
+        now = time.monotonic()
+        if now - started > deadline:
+            raise _Permanent(
+                f"download of {url} did not finish within corpus.download.deadline ({deadline:g} "
+                f"s): got {_amount(received, expected)}; raise the deadline, or download the file "
+                "yourself and use 'path:' instead of 'url:'"
+            )
+        if now >= next_log:
+            log.info(
+                "downloading %s: %s after %.0f s", url, _amount(received, expected), now - started
+            )
+            next_log = now + _PROGRESS_EVERY
+        try:
+            chunk = resp.read1(_CHUNK)  # what has arrived: the deadline is checked often
+        except TimeoutError:
+            if expected is not None and received == expected:
+                break  # a kept-alive connection after a complete body
+            raise
+        if not chunk:
+            break
+        received += len(chunk)
+        if expected is not None and received > expected:
+            raise _Transient(
+                f"the body is longer than its Content-Length of {expected} bytes (got at least "
+                f"{received}): the server sent an inconsistent response"
+            )
+        if expected is not None and received == expected:
+            _short_timeout(resp)
+        try:
+            data = decoder.decompress(chunk) if decoder else chunk
+        except zlib.error as err:
+            raise _Transient(f"the compressed (gzip) body is corrupt: {err}") from None
+        fh.write(data)
+        digest.update(data)
+        size += len(data)
+    if decoder is not None:
+        data = decoder.flush()
+        if not decoder.eof:
+            raise _Transient("truncated download: the compressed (gzip) body ended early")
+        fh.write(data)
+        digest.update(data)
+        size += len(data)
+    return received, size, digest
+
+
+_PROGRESS_EVERY = 10.0  # seconds between progress lines in the log
+
+
+def _amount(received: int, expected: int | None) -> str:
+    if expected:
+        return f"{received} of {expected} bytes ({100 * received / expected:.0f}%)"
+    return f"{received} bytes"
+
+
+def _short_timeout(resp) -> None:
+    """After the announced length, wait at most 2 s for the end of the connection."""
+    sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(min(sock.gettimeout() or 2.0, 2.0))
+
+
+_HTML = re.compile(rb"<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>]|title>)", re.I)
+
+
+def looks_html(head: bytes) -> bool:
+    """Whether the first 4 KiB hold an HTML document's tags, wherever they start (after a BOM,
+    blank lines, an XML declaration or a comment)."""
+    return _HTML.search(head[:4096]) is not None
+
+
 def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None:
     with open(path, "rb") as fh:
-        head = fh.read(512)
-    looks_html = head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+        head = fh.read(4096)
+    is_html = looks_html(head) or ("html" in content_type.lower() and b"<" in head)
     if fmt == "xlsx" and not head.startswith(_XLSX_MAGIC):
-        kind = "an HTML page" if looks_html or "html" in content_type else "not an xlsx file"
+        kind = "an HTML page" if is_html else "not an xlsx file"
         raise _Permanent(
             f"{what} returned {kind} instead of an xlsx workbook; the link may point to a "
             "download page: use the direct file URL"
         )
-    if fmt in ("csv", "tsv", "txt") and looks_html:
+    if fmt in ("csv", "tsv", "txt") and is_html:
         raise _Permanent(
             f"{what} returned an HTML page instead of a {fmt} file; use the direct file URL"
         )
@@ -372,6 +492,24 @@ def _check_every_source_adds_rows(df: pd.DataFrame, stats: dict, required: list[
             )
 
 
+def _read_or_forget(src: dict[str, Any], path: str) -> pd.DataFrame:
+    """Read one source; a downloaded copy that cannot be read is deleted (the next run downloads
+    it again instead of keeping it as valid) and the message names its URL."""
+    try:
+        return read_source(
+            path, source_format(src), src["name"], src.get("sheet", 0), src.get("text_column")
+        )
+    except UserError as err:
+        if not src.get("url"):
+            raise
+        Path(path).unlink(missing_ok=True)
+        Path(f"{path}.meta.json").unlink(missing_ok=True)
+        raise UserError(
+            f"{str(err).replace(str(path), src['url'])} (the downloaded copy was deleted: the next "
+            "run downloads it again)"
+        ) from None
+
+
 def build_corpus(
     sources: list[dict[str, Any]],
     files: dict[str, str],
@@ -385,14 +523,7 @@ def build_corpus(
 ) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
-    frames = []
-    for src in sources:
-        fmt = source_format(src)
-        frames.append(
-            read_source(
-                files[src["name"]], fmt, src["name"], src.get("sheet", 0), src.get("text_column")
-            )
-        )
+    frames = [_read_or_forget(src, files[src["name"]]) for src in sources]
     df, stats = clean(frames, required, dedupe_on, normalize, max_rows, uses)
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
