@@ -16,7 +16,11 @@ if str(SCRIPTS) not in sys.path:
 
 from bertlens.config import canonical, check_config  # noqa: E402
 
+from bertlens.models import check_pooler_poolings  # noqa: E402
+
 check_config(config)
+# pooler pooling asked for a model that has none: a config error before any job
+check_pooler_poolings(config)
 # Keys sorted at every level: Snakemake compares params by their text, so reordering keys in a
 # config file must not look like a change.
 config.update(canonical(config))

@@ -9,7 +9,7 @@ rule knn:
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        code=lib("neighbors", "config"),
+        code=lib("neighbors", "config", "modelstage", "models"),
     output:
         vocab_knn="results/neighbors/{model}/vocab_knn.npz",
         sentences_knn="results/neighbors/{model}/sentences_knn.npz",

@@ -12,6 +12,7 @@ from bertlens.io import (
     write_sidecar,
     write_table,
 )
+from bertlens.modelstage import check_rows_for_analysis
 from bertlens.neighbors import (
     encode_sentences,
     knn_cosine,
@@ -45,6 +46,8 @@ def knn(sm):
     idx, dist = knn_cosine(np.asarray(vocab, dtype=np.float32), k)
     save_npz(sm.output.vocab_knn, {"idx": idx, "dist": dist, "k": np.asarray(k)})
     arrays = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in POOLINGS}
+    rows = {f"model '{sm.wildcards.model}'": arrays["mean"].shape[1]}
+    check_rows_for_analysis(rows, None, k)  # says how many corpus rows k needs
     save_npz(sm.output.sentences_knn, sentence_knn_all(lambda p: arrays[p], POOLINGS, k))
     for out in (sm.output.vocab_knn, sm.output.sentences_knn):
         write_sidecar(out, model=sm.wildcards.model, k=k, metric="cosine", exact=True)

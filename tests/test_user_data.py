@@ -402,3 +402,199 @@ def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
     assert msg.endswith("(the downloaded copy was deleted: the next run downloads it again)")
     assert str(cached) not in msg
     assert _files(tmp_path) == []
+
+
+# ============================================================================ one clear line
+def _sm(spec_entry: dict):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(params=SimpleNamespace(model=spec_entry), input={})
+
+
+def test_max_length_above_the_model_positions(tiny_model):
+    """The tiny model has 64 positions: tokenize (config only) and every stage that loads the
+    model (embed, padding, internals, attention, through modelstage.load) stop with one line."""
+    from bertlens.modelstage import load
+
+    entry = {"name": "tiny-en", "path": str(tiny_model), "column": "en", "max_length": 128}
+    expected = (
+        "model 'tiny-en': max_length 128 is above the model's 64 positions "
+        "(max_position_embeddings in its config.json); set max_length: 64 or less for this model"
+    )
+    spec = ModelSpec.from_config(entry)
+    tokenizer = load_tokenizer(spec, location(spec))
+    with pytest.raises(UserError) as err:
+        check_tokenizer_fits(spec, tokenizer, location(spec))
+    assert _one_line(err) == expected
+    for head in ("base", "mlm"):
+        with pytest.raises(UserError) as err:
+            load(_sm(entry), head=head)
+        assert _one_line(err) == expected
+    load(_sm({**entry, "max_length": 64}))  # exactly the positions is fine
+
+
+def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
+    from bertlens.models import check_pooler_poolings
+    from tests.helpers.tiny import save_tiny_bert
+
+    mlm_only = save_tiny_bert(tmp_path / "mlm-only", with_mlm_head=True)
+    with_pooler = save_tiny_bert(tmp_path / "encoder")
+    config = {
+        "projection": {"sentences": {"poolings": ["mean", "pooler"]}},
+        "explore": {"probes": {"poolings": ["mean"]}},
+        "models": [
+            {"name": "enc", "path": str(with_pooler), "column": "en"},
+            {"name": "mine", "path": str(mlm_only), "column": "en"},
+        ],
+    }
+    with pytest.raises(UserError) as err:
+        check_pooler_poolings(config)
+    assert _one_line(err) == (
+        "model 'mine' has no pooler (its weights have no pooler.* tensors), but "
+        "projection.sentences.poolings ask for the 'pooler' pooling; remove 'pooler' there (cls "
+        "and mean work for every model) or use a checkpoint saved with its pooler"
+    )
+    config["models"][1] = {"name": "ja", "trained": "scratch", "column": "easy_ja"}
+    with pytest.raises(UserError, match=r"model 'ja' has no pooler \(trained here with an MLM"):
+        check_pooler_poolings(config)
+    config["projection"]["sentences"]["poolings"] = ["mean", "cls"]
+    check_pooler_poolings(config)  # nobody asks for it: fine
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device", "/data/results/embeddings/m/sentences_mean.npy"),
+        RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                     'message: "No space left on device" })'),
+    ],
+    ids=["oserror", "wrapped"],
+)  # fmt: skip
+def test_disk_full_is_one_line(tmp_path, capsys, error):
+    from types import SimpleNamespace
+
+    from bertlens.stage import run
+
+    out = tmp_path / "results" / "x" / "out.npy"
+    sm = SimpleNamespace(
+        log=[str(tmp_path / "x.log")], output=[str(out)], rule="embed", wildcards={}, threads=1
+    )
+
+    def main(_):
+        raise error
+
+    with pytest.raises(SystemExit) as stop:
+        run(sm, main)
+    assert stop.value.code == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    where = "/data/results/embeddings/m" if isinstance(error, OSError) else str(out.parent)
+    what = "sentences_mean.npy" if isinstance(error, OSError) else "out.npy"
+    assert line == (
+        f"ERROR [embed]: no space left on {where} (the device filled up while this job wrote "
+        f"{what}); free disk space there (see 'df -h {where}') and rerun: nothing incomplete was "
+        "kept"
+    )
+    assert "Traceback" not in (tmp_path / "x.log").read_text()
+
+
+class _Planted:
+    """Pickles as a call of ``open(marker, 'w')``: a weights file that would run code."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_unsafe_pickle_weights_are_refused(tmp_path, tiny_model):
+    import torch
+    from safetensors.torch import load_file
+
+    from bertlens.models import load_model
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    marker = tmp_path / "EXECUTED"
+    state = load_file(tiny_model / "model.safetensors")
+    torch.save({**state, "evil": _Planted(str(marker))}, folder / "pytorch_model.bin")
+    spec = _path_spec("mine", folder)
+    with pytest.raises(UserError) as err:
+        load_model(spec, location(spec))
+    msg = _one_line(err)
+    assert msg == (
+        f"model 'mine': the weights file in '{folder}' is a pickle that holds more than tensors "
+        "(it imports io.open); bertlens loads weights only and never runs code from a model "
+        "file: use a model folder with model.safetensors (save_pretrained writes it), or convert "
+        "this file on a machine where you trust its source"
+    )
+    assert "weights_only=False" not in msg and "weights_only" not in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            3,
+            "model 'tiny-en' gets only 3 corpus rows with text in its column: its sentence t-SNE "
+            "(perplexity 30) needs at least 92 and its k-NN (explore.k 10) needs at least 11; add "
+            "rows to the corpus",
+        ),
+        (
+            50,
+            "model 'tiny-en' gets only 50 corpus rows with text in its column: its sentence t-SNE "
+            "(perplexity 30) needs at least 92; add rows to the corpus, or set "
+            "projection.tsne.perplexity below 16.33",
+        ),
+    ],
+)
+def test_corpus_too_small_for_tsne_and_knn(rows, expected):
+    from bertlens.modelstage import check_rows_for_analysis
+
+    with pytest.raises(UserError) as err:
+        check_rows_for_analysis({"model 'tiny-en'": rows}, 30, 10)
+    assert _one_line(err) == expected
+    check_rows_for_analysis({"model 'tiny-en'": 92}, 30, 10)
+
+
+KILLED_WRITER = """
+import sys, time
+sys.path.insert(0, {scripts!r})
+from bertlens.io import atomic_path
+with atomic_path({dest!r}, suffix=".npy") as tmp:
+    tmp.write_bytes(b"x" * 1_000_000)
+    print(tmp, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_killed_job_leaves_no_hidden_temporary_after_the_next_run(tmp_path):
+    """A writer killed with SIGKILL leaves its full-size temporary; the next writer of the same
+    file removes it (and never one of a live process)."""
+    import signal
+    import subprocess
+    import sys
+
+    from bertlens.io import atomic_path
+    from tests.helpers.tiny import REPO
+
+    dest = tmp_path / "sentences_mean.npy"
+    code = KILLED_WRITER.format(scripts=str(REPO / "scripts"), dest=str(dest))
+    killed = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    left = Path(killed.stdout.readline().strip())
+    live = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    live_tmp = Path(live.stdout.readline().strip())
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert left.stat().st_size == 1_000_000  # what a killed job leaves
+        with atomic_path(dest, suffix=".npy") as tmp:
+            tmp.write_bytes(b"done")
+        assert not left.exists()
+        assert live_tmp.exists()  # a running writer's file is kept
+    finally:
+        live.kill()
+        live.wait()
+    assert dest.read_bytes() == b"done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live_tmp.name, dest.name]

@@ -84,3 +84,20 @@ def test_rejected_download_is_fetched_again_by_the_next_run(tmp_path, monkeypatc
         snakemake(tmp_path, *args)
         assert base.counts["/easy.tsv"] == 3  # the first run and its (rule) retry, then the second
     assert (tmp_path / "results" / "downloads" / "web.tsv").read_bytes() == corpus
+
+
+def test_pooler_pooling_on_a_trained_model_stops_before_any_job(tmp_path):
+    """The tiny config's trained model has no pooler: asking for the pooler pooling is a config
+    error of `snakemake -n` already."""
+    corpus = write_tiny_corpus(tmp_path / "tiny.tsv", rows=12)
+    cfg = tiny_config(tmp_path, tmp_path / "no-model", corpus)
+    cfg["projection"]["sentences"]["poolings"] = ["mean", "pooler"]
+    configfile = write_config(tmp_path / "config.yaml", cfg)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(configfile), "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (
+        "model 'tiny-ja' has no pooler (trained here with an MLM head only), but "
+        "projection.sentences.poolings ask for the 'pooler' pooling; remove 'pooler' there" in out
+    ), out[-3000:]
+    assert not (tmp_path / "results").exists()

@@ -520,11 +520,16 @@ def build_corpus(
     out_table: str,
     out_stats: str,
     uses: dict[str, str] | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
     frames = [_read_or_forget(src, files[src["name"]]) for src in sources]
     df, stats = clean(frames, required, dedupe_on, normalize, max_rows, uses)
+    if analysis:
+        check_rows_for_analysis(
+            stats["rows_per_use"], analysis.get("perplexity"), analysis.get("k")
+        )
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
         for src in sources
