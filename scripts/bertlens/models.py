@@ -234,8 +234,10 @@ TOKENIZER_FILES = (
     "tokenizer.json",
     "vocab.txt",
     "vocab.json",
+    "tokenizer.model",
     "spiece.model",
     "sentencepiece.bpe.model",
+    "source.spm",
 )
 
 
@@ -243,6 +245,9 @@ def _check_tokenizer_files(spec: ModelSpec, loc: str) -> None:
     """A local folder without tokenizer files still 'loads' in transformers: a placeholder of 5
     special tokens that turns every word into [UNK]. Refuse it."""
     folder = Path(loc)
+    config = folder / "tokenizer_config.json"
+    if config.is_file() and "auto_map" in config.read_text(encoding="utf-8"):
+        return  # a tokenizer from the folder's own code: loading refuses it with its own line
     if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise UserError(
             f"model '{spec.name}': '{folder}' has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}"
