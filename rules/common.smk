@@ -16,7 +16,11 @@ if str(SCRIPTS) not in sys.path:
 
 from bertlens.config import canonical, check_config  # noqa: E402
 
+from bertlens.models import check_pooler_poolings  # noqa: E402
+
 check_config(config)
+# pooler pooling asked for a model that has none: a config error before any job
+check_pooler_poolings(config)
 # Keys sorted at every level: Snakemake compares params by their text, so reordering keys in a
 # config file must not look like a change.
 config.update(canonical(config))
@@ -71,6 +75,15 @@ def required_columns():
     return sorted(set(cols))
 
 
+def corpus_uses():
+    """What reads the corpus, by label, and the column each reads: the corpus stats count its
+    rows, and a use without rows stops the corpus stage."""
+    uses = {f"model '{m['name']}'": m["column"] for m in config["models"]}
+    uses |= {f"MeCab statistics of '{c}'": c for c in config["mecab"]["columns"]}
+    uses |= {f"training run '{r}'": t["column"] for r, t in TRAINING.items()}
+    return uses
+
+
 def lib(*modules):
     """The bertlens modules a rule's script imports: listed as inputs so that editing them
     reruns the rule (Snakemake's code trigger watches only the script file itself)."""
@@ -90,10 +103,16 @@ def trained_dir(run):
 
 def model_files(wildcards):
     """Inputs a model stage needs besides the corpus: the trained model folder for `trained:`
-    models; nothing for hub, package and path models."""
+    models, the files of a `path:` folder (re-saving the model reruns its stages); nothing for
+    hub and package models."""
     entry = MODELS[wildcards.model]
     if entry.get("trained"):
         return {"model_dir": trained_dir(entry["trained"])}
+    if entry.get("path"):
+        from bertlens.models import folder_files
+
+        files = folder_files(entry["path"])
+        return {"model_files": files} if files else {}
     return {}
 
 
@@ -129,6 +148,11 @@ def training_mlm_inputs(wildcards):
         base = MODELS[entry["base_model"]]
         if base.get("trained"):
             inputs["base_model_dir"] = trained_dir(base["trained"])
+        elif base.get("path"):
+            from bertlens.models import folder_files
+
+            if folder_files(base["path"]):
+                inputs["base_model_files"] = folder_files(base["path"])
     else:
         inputs["vocab"] = f"results/training/{wildcards.run}/vocab/vocab.txt"
     return inputs

@@ -13,6 +13,7 @@ rule download:
         sha256=lambda wc: SOURCES[wc.source].get("sha256"),
         timeout=config["corpus"]["download"]["timeout"],
         retries=config["corpus"]["download"]["retries"],
+        deadline=config["corpus"]["download"]["deadline"],
     script:
         "../scripts/download.py"
 
@@ -20,7 +21,7 @@ rule download:
 rule corpus:
     input:
         unpack(lambda wc: {f"src_{n}": source_file(n) for n in SOURCES}),
-        code=lib("corpus"),
+        code=lib("corpus", "readers"),
     output:
         table="results/corpus/corpus.parquet",
         stats="results/corpus/stats.json",
@@ -37,6 +38,7 @@ rule corpus:
     params:
         sources=config["corpus"]["sources"],
         required=required_columns(),
+        uses=corpus_uses(),
         dedupe_on=config["corpus"]["dedupe_on"],
         normalize=config["corpus"]["normalize"],
         max_rows=config["corpus"]["max_rows"],

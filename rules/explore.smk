@@ -11,7 +11,7 @@ rule knn:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("neighbors", "config", "spread"),
+        code=lib("neighbors", "config", "spread", "modelstage", "models"),
     output:
         vocab_knn="results/neighbors/{model}/vocab_knn.npz",
         sentences_knn="results/neighbors/{model}/sentences_knn.npz",

@@ -42,6 +42,7 @@ rule tokenize:
         "../envs/torch.yaml"
     params:
         model=model_params,
+        max_unk_rate=config["tokens"]["max_unk_rate"],
     script:
         "../scripts/tokenize_corpus.py"
 
@@ -85,7 +86,7 @@ rule project:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("projection", "embeddings", "config", "spread"),
+        code=lib("projection", "embeddings", "config", "spread", "modelstage", "models"),
     output:
         table="results/projection/{model}/{target}.parquet",
         facts="results/projection/{model}/{target}.json",

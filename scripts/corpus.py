@@ -1,4 +1,4 @@
-"""Corpus stage: read every source, normalise, drop empty and duplicate rows."""
+"""Corpus stage: read every source, normalise, drop unused and duplicate rows."""
 
 from bertlens.corpus import build_corpus, stats_table
 from bertlens.io import write_html_table
@@ -16,7 +16,9 @@ def main(sm):
         max_rows=sm.params.max_rows,
         out_table=sm.output.table,
         out_stats=sm.output.stats,
+        uses=dict(sm.params.uses),
     )
+    per_use = "; ".join(f"{use}: {n}" for use, n in stats["rows_per_use"].items())
     cols = ", ".join(
         f"{c}: mean {v['chars_mean']} / max {v['chars_max']} chars"
         for c, v in stats["columns"].items()
@@ -25,7 +27,9 @@ def main(sm):
         sm.output.html,
         stats_table(stats),
         title="Corpus: sources and cleaning",
-        note=f"{stats['rows_out']} rows after {stats['normalize']} normalisation. {cols}.",
+        note=f"{stats['rows_out']} rows after {stats['normalize']} normalisation; each model, "
+        f"MeCab column and training run reads the rows with text in its column (rows per use: "
+        f"{per_use}). {cols}.",
     )
 
 

@@ -13,6 +13,7 @@ def main(sm):
         fmt=sm.wildcards.ext,
         timeout=sm.params.timeout,
         retries=sm.params.retries,
+        deadline=sm.params.deadline,
     )
     write_sidecar(sm.output[0], **facts)
 

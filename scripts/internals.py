@@ -9,8 +9,9 @@ from bertlens.stage import run
 
 
 def main(sm):
-    _, loc = spec_and_location(sm)
-    spec, loc, tokenizer, model = load(sm, head="mlm" if wants_mlm_head(loc) else "base")
+    spec, loc = spec_and_location(sm)
+    head = "mlm" if wants_mlm_head(loc, spec.revision) else "base"
+    spec, loc, tokenizer, model = load(sm, head=head)
 
     texts = corpus_column(sm.input.corpus, spec)
     cfg = dict(sm.params.internals)

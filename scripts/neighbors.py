@@ -15,6 +15,7 @@ from bertlens.io import (
     write_sidecar,
     write_table,
 )
+from bertlens.modelstage import check_rows_for_analysis
 from bertlens.neighbors import (
     encode_sentences,
     knn_search,
@@ -48,6 +49,8 @@ def knn(sm):
     idx, dist, vocab_facts = search(np.asarray(vocab, dtype=np.float32), k)
     save_npz(sm.output.vocab_knn, {"idx": idx, "dist": dist, "k": np.asarray(k)})
     arrays = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in POOLINGS}
+    rows = {f"model '{sm.wildcards.model}'": arrays["mean"].shape[1]}
+    check_rows_for_analysis(rows, None, k)  # says how many corpus rows k needs
     skip = degenerate_matrices(read_json(sm.input.facts))
     tables = sentence_knn_all(lambda p: arrays[p], POOLINGS, k, search, skip)
     save_npz(sm.output.sentences_knn, tables)
@@ -68,7 +71,7 @@ def knn(sm):
 
 def probe_neighbors(sm):
     from bertlens.models import load_model, load_tokenizer
-    from bertlens.modelstage import provenance_of, spec_and_location
+    from bertlens.modelstage import column_rows, provenance_of, spec_and_location
 
     spec, loc = spec_and_location(sm)
     tokenizer = load_tokenizer(spec, loc)
@@ -89,7 +92,7 @@ def probe_neighbors(sm):
         "one vocabulary entry; probes the tokenizer splits or does not know are listed as such.",
     )
 
-    corpus = read_table(sm.input.corpus)
+    corpus = column_rows(sm.input.corpus, spec.column)  # the rows the model read
     texts = corpus[spec.column].astype(str).tolist()
     ids = corpus["id"].astype(str).tolist()
     layers = resolve_layers(sm.params.layers, read_json(sm.input.facts)["sentences"]["layers"] - 1)

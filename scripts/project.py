@@ -5,6 +5,8 @@ import numpy as np
 from bertlens.config import resolve_layers
 from bertlens.embeddings import load_sentence_layer
 from bertlens.io import read_json, read_table, write_json, write_sidecar, write_table
+from bertlens.models import pooler_error
+from bertlens.modelstage import check_rows_for_analysis, column_rows
 from bertlens.projection import long_table, project, select_vocab
 from bertlens.spread import degenerate_matrices
 from bertlens.stage import UserError, run
@@ -27,7 +29,10 @@ def sentences(sm):
     layers = resolve_layers(target["layers"], embed_facts["sentences"]["layers"] - 1)
     skip = degenerate_matrices(embed_facts)
     tokens = read_table(sm.input.tokens)
-    corpus = read_table(sm.input.corpus)
+    corpus = column_rows(sm.input.corpus, sm.params.column)  # the rows the model read
+    tsne = "tsne" in target["methods"]
+    perplexity = sm.params.tsne["perplexity"] if tsne else None
+    check_rows_for_analysis({f"model '{sm.wildcards.model}'": len(corpus)}, perplexity, None)
     meta = corpus[["id", "source"]].copy()
     meta["text"] = corpus[sm.params.column].astype(str)
     meta["length"] = tokens["length"].to_numpy()
@@ -36,8 +41,10 @@ def sentences(sm):
         path = sm.input[f"sent_{pooling}"]
         for layer in [0] if pooling == "pooler" else layers:
             x = load_sentence_layer(path, layer)
-            if x.size == 0:
-                continue  # model without a pooler
+            if x.size == 0:  # a hub model without a pooler (others are refused up front)
+                raise pooler_error(
+                    sm.wildcards.model, ["projection.sentences.poolings"], "its checkpoint has none"
+                )
             if (pooling, layer) in skip:
                 facts[f"{pooling}/layer{layer}"] = {"skipped": skip[(pooling, layer)]}
                 continue

@@ -89,7 +89,7 @@ def test_xlsx_snow_workbook(tmp_path):
     assert list(df.columns) == ["id", "source", *TEXT, "proper_noun"]
     assert df["id"].tolist() == snow["ID"].tolist()
     assert df["ja"].tolist() == snow["#日本語(原文)"].tolist()
-    assert pd.isna(df.loc[EMPTY_EASY_ROW, "easy_ja"])
+    assert df.loc[EMPTY_EASY_ROW, "easy_ja"] == ""  # an empty cell is empty text
 
 
 def test_xlsx_sheet_by_name_and_index(tmp_path):
@@ -157,7 +157,7 @@ def test_empty_file(tmp_path, fmt):
 
 def test_whitespace_only_csv(tmp_path):
     path = _write(tmp_path / "blank.csv", "\n\n")
-    with pytest.raises(UserError, match="cannot read .*blank.csv' as csv"):
+    with pytest.raises(UserError, match="blank.csv' has none of the expected columns .*found: no"):
         read_source(path, "csv", "b")
 
 
@@ -222,10 +222,14 @@ def test_blank_lines_only_txt_gives_an_empty_corpus(tmp_path):
     path = _write(tmp_path / "blank.txt", "\n   \n\u3000\n\n")
     df = read_source(path, "txt", "blank")
     assert len(df) == 4
-    with pytest.raises(
-        UserError, match="the corpus is empty after dropping rows with empty easy_ja"
-    ):
+    with pytest.raises(UserError) as err:
         clean([df], required=["easy_ja"], dedupe_on=TEXT)
+    assert str(err.value) == (
+        "corpus source 'blank' adds no rows: of its 4 rows, 4 have no text in easy_ja (the "
+        "columns the models, MeCab statistics and training runs read) and 0 repeat earlier rows; "
+        "give it text in one of those columns (a .txt source fills its text_column, by default "
+        "easy_ja) or remove it from corpus.sources"
+    )
 
 
 def test_required_column_missing_from_every_source(tmp_path):
@@ -293,9 +297,15 @@ def test_build_corpus_writes_table_and_stats(tmp_path):
     assert json.loads((out / "stats.json").read_text(encoding="utf-8")) == stats
 
     assert stats["rows_in"] == {"t15": 20, "extra": 4}
-    assert stats["dropped_empty"] == {"t15": 1, "extra": 1}
+    # a row without easy_ja still has en: it is kept for the users of en (rows per use)
+    assert stats["dropped_empty"] == {}
     assert stats["dropped_duplicate"] == {"t15": 2, "extra": 1}
-    assert stats["rows_out"] == len(table) == 24 - 5
+    assert stats["rows_out"] == len(table) == 24 - 3
+    assert stats["rows_per_use"] == {
+        "column 'easy_ja'": int((table["easy_ja"] != "").sum()),
+        "column 'en'": len(table),
+    }
+    assert stats["rows_per_use"]["column 'easy_ja'"] == 24 - 3 - 2
     assert stats["normalize"] == "NFKC"
     assert stats["sources"] == [
         {"name": "t15", "url": "https://example.org/T15.xlsx", "sha256": "a" * 64},
@@ -306,6 +316,7 @@ def test_build_corpus_writes_table_and_stats(tmp_path):
     assert set(stats["columns"]) == set(TEXT)
     en = stats["columns"]["en"]
     assert en["non_empty"] == len(table)
+    assert stats["columns"]["easy_ja"]["non_empty"] == len(table) - 2
     assert en["chars_max"] == table["en"].str.len().max()
     assert en["chars_mean"] == pytest.approx(table["en"].str.len().mean(), abs=0.01)
 

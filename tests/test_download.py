@@ -22,6 +22,7 @@ from tests.helpers.http import (
     Html,
     Slow,
     Status,
+    Trickle,
     serve,
 )
 from tests.helpers.snow import EMPTY_EASY_ROW, FULLWIDTH_ROW, HALFWIDTH_KANA_ROW, write_snow_xlsx
@@ -98,7 +99,8 @@ def test_snow_download_read_and_clean(tmp_path, workbooks, kind):
     assert len(raw) == len(snow)
     assert raw["id"].tolist() == snow["ID"].astype(str).tolist()
 
-    df, stats = clean([raw], required=TEXT, dedupe_on=TEXT)
+    # easy_ja is the column used: a row without it serves nobody (rows per use)
+    df, stats = clean([raw], required=["easy_ja"], dedupe_on=TEXT)
     assert list(df.columns) == cols
     # NFKC: full-width ASCII and half-width katakana are gone, whitespace is collapsed
     joined = "".join(df[TEXT].to_numpy().ravel())
@@ -376,3 +378,120 @@ def test_status_helper_body_is_not_saved(tmp_path):
     with serve({"/e.txt": Status(500, b"internal error text")}) as base, pytest.raises(UserError):
         download(f"{base}/e.txt", tmp_path / "e.txt", fmt="txt", retries=0, **FAST)
     assert _folder_files(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- never silently wrong
+TSV = "ID\t#やさしい日本語\t#英語(原文)\n1\t猫です。\tA cat.\n".encode()
+
+
+def test_body_longer_than_content_length(tmp_path, workbooks):
+    """The server announces half of what it sends: http.client alone would stop at the announced
+    length and keep half a workbook."""
+    data = workbooks["T15"][0]
+    liar = Bytes(data, XLSX, content_length=len(data) // 2)
+    with serve({"/t15.xlsx": liar}) as base:
+        url = f"{base}/t15.xlsx"
+        with pytest.raises(UserError) as err:
+            download(url, tmp_path / "t15.xlsx", fmt="xlsx", retries=1, **FAST)
+        assert base.counts["/t15.xlsx"] == 2
+    assert str(err.value).startswith(
+        f"could not download {url} after 2 attempts (the body is longer than its Content-Length "
+        f"of {len(data) // 2} bytes (got at least "
+    )
+    assert _folder_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_content_encoding_is_decoded(tmp_path, encoding):
+    import gzip
+    import zlib
+
+    body = gzip.compress(TSV) if encoding == "gzip" else zlib.compress(TSV)
+    route = Bytes(body, "text/tab-separated-values", headers={"Content-Encoding": encoding})
+    with serve({"/c.tsv": route}) as base:
+        facts = download(f"{base}/c.tsv", tmp_path / "c.tsv", fmt="tsv", **FAST)
+    assert (tmp_path / "c.tsv").read_bytes() == TSV
+    assert facts["bytes"] == len(TSV) and facts["sha256"] == hashlib.sha256(TSV).hexdigest()
+    assert read_source(tmp_path / "c.tsv", "tsv", "c")["en"].tolist() == ["A cat."]
+
+
+def test_truncated_gzip_body(tmp_path):
+    import gzip
+
+    body = gzip.compress(TSV * 50)[:-20]  # the server's Content-Length matches the cut body
+    route = Bytes(body, "text/plain", headers={"Content-Encoding": "gzip"})
+    with serve({"/c.tsv": route}) as base, pytest.raises(UserError) as err:
+        download(f"{base}/c.tsv", tmp_path / "c.tsv", fmt="tsv", retries=0, **FAST)
+    assert "truncated download: the compressed (gzip) body ended early" in str(err.value)
+    assert _folder_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        b"\xef\xbb\xbf<!DOCTYPE html><html><body>Log in</body></html>",
+        b"\n\n  <!-- portal -->\n<html lang='ja'><head><title>Login</title></head></html>",
+        b"<?xml version='1.0'?>\n<!DOCTYPE html PUBLIC '-//W3C//DTD XHTML 1.0//EN'>\n<html>",
+    ],
+    ids=["bom", "comment-first", "xhtml"],
+)
+def test_html_page_whatever_its_first_bytes(tmp_path, page):
+    with serve({"/c.tsv": Bytes(page, "text/plain")}) as base:
+        url = f"{base}/c.tsv"
+        with pytest.raises(UserError) as err:
+            download(url, tmp_path / "c.tsv", fmt="tsv", retries=2, **FAST)
+        assert base.counts["/c.tsv"] == 1
+    assert str(err.value) == (
+        f"{url} returned an HTML page instead of a tsv file; use the direct file URL"
+    )
+    assert _folder_files(tmp_path) == []
+
+
+def test_empty_body_is_refused(tmp_path):
+    with serve({"/c.tsv": Bytes(b"", "text/plain")}) as base:
+        url = f"{base}/c.tsv"
+        with pytest.raises(UserError) as err:
+            download(url, tmp_path / "c.tsv", fmt="tsv", retries=2, **FAST)
+    assert str(err.value) == (
+        f"{url} returned an empty file (0 bytes); check the URL, or download the file yourself "
+        "and use 'path:' instead of 'url:'"
+    )
+    assert _folder_files(tmp_path) == []
+
+
+def test_overall_deadline_with_progress(tmp_path, monkeypatch, caplog):
+    """A server that trickles 100 bytes every 0.1 s never trips the read timeout; the deadline
+    ends the attempt, and the log showed progress meanwhile."""
+    import logging
+
+    from bertlens import corpus
+
+    monkeypatch.setattr(corpus, "_PROGRESS_EVERY", 0.3)
+    with serve({"/big.tsv": Trickle(TSV * 200, piece=100, delay=0.1)}) as base:
+        url = f"{base}/big.tsv"
+        with (
+            caplog.at_level(logging.INFO, logger="bertlens.corpus"),
+            pytest.raises(UserError) as err,
+        ):
+            download(url, tmp_path / "big.tsv", fmt="tsv", deadline=1.0, retries=2, **FAST)
+        assert base.counts["/big.tsv"] == 1  # not retried: the next attempt would be as slow
+    msg = str(err.value)
+    assert msg.startswith(
+        f"download of {url} did not finish within corpus.download.deadline (1 s): got "
+    )
+    assert f"of {len(TSV) * 200} bytes" in msg
+    assert msg.endswith(
+        "raise the deadline, or download the file yourself and use 'path:' instead of 'url:'"
+    )
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("downloading")]
+    assert len(progress) >= 2 and all(url in line for line in progress)
+    assert _folder_files(tmp_path) == []
+
+
+def test_non_ascii_url_is_encoded(tmp_path):
+    with serve({"/コーパス/やさしい.tsv": Bytes(TSV, "text/plain")}) as base:
+        url = f"{base}/コーパス/やさしい.tsv?版=2"
+        facts = download(url, tmp_path / "c.tsv", fmt="tsv", **FAST)
+        assert base.counts["/コーパス/やさしい.tsv"] == 1
+    assert facts["url"] == url
+    assert (tmp_path / "c.tsv").read_bytes() == TSV

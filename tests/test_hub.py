@@ -75,3 +75,38 @@ def test_unknown_repo_on_the_mirror_is_a_clear_error(tiny_repo, tmp_path):
     assert out.startswith("USERERROR"), out
     assert "hub id 'bertlens-test/tiny-bert' was not found on http://127.0.0.1:" in out
     assert "check the id" in out
+
+
+MLM_PROBE = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {scripts!r})
+    from bertlens.internals import wants_mlm_head
+    print("MLM", wants_mlm_head("bertlens-test/tiny-mlm"), wants_mlm_head("bertlens-test/tiny-bert"))
+    """
+).format(scripts=str(REPO / "scripts"))
+
+
+def test_wants_mlm_head_for_hub_ids(tiny_repo, tmp_path):
+    """The internals stage loads a hub model with its MLM head when its config (read through the
+    mirror, then from the cache offline) names a *ForMaskedLM architecture; an encoder stays
+    an encoder."""
+    import os
+
+    mlm_repo = save_tiny_bert(tmp_path / "tiny-mlm", with_mlm_head=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    home = {"HF_HOME": str(tmp_path / "hf-home")}
+
+    def probe(env):
+        cmd = [sys.executable, "-c", MLM_PROBE]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**clean, **env}, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    repos = {"bertlens-test/tiny-mlm": mlm_repo, "bertlens-test/tiny-bert": tiny_repo}
+    with hub_mirror(repos) as (endpoint, counts):
+        assert "MLM True False" in probe({**home, "HF_ENDPOINT": endpoint})
+    assert any("tiny-mlm/resolve/" in p and p.endswith("/config.json") for p in counts), counts
+    assert "MLM True False" in probe({**home, "HF_HUB_OFFLINE": "1"})

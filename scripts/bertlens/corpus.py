@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import http.client
 import logging
 import os
+import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from .io import atomic_path, write_json, write_table
+from .readers import check_not_utf16, map_header, read_delimited, read_xlsx, rows_to_frame
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ SNOW_COLUMNS = {
     "#固有名詞": "proper_noun",
 }
 TEXT_COLUMNS = ["ja", "easy_ja", "en", "proper_noun"]
+#: header cells we understand (matched after NFKC, without spaces, in any case)
+HEADERS = {**SNOW_COLUMNS, **{c: c for c in ("id", *TEXT_COLUMNS)}}
 FORMATS = ("xlsx", "csv", "tsv", "txt")
 _XLSX_MAGIC = b"PK\x03\x04"
 _CHUNK = 1 << 16
@@ -58,18 +62,23 @@ def download(
     timeout: float = 60,
     retries: int = 3,
     backoff: float = 1.0,
+    deadline: float = 1800,
 ) -> dict[str, Any]:
-    """Stream ``url`` to ``dest`` with progress logging, a timeout, retries and verification.
+    """Stream ``url`` to ``dest`` with progress logging, a timeout, a deadline, retries and
+    verification.
 
-    The file is written under a temporary name and renamed only after its size (Content-Length),
-    its checksum (when ``sha256`` is given) and its type (an xlsx must be a zip archive, not an
-    HTML page) are verified. Returns facts for the provenance record.
+    The file is written under a temporary name and renamed only after its size (the body must
+    have exactly Content-Length bytes: fewer or more is refused), its checksum (when ``sha256`` is
+    given) and its type (not empty; an xlsx must be a zip archive; nothing may be an HTML page)
+    are verified. A gzip or deflate Content-Encoding is decoded. Non-ASCII characters in the URL
+    are percent-encoded (the host name by IDNA). Messages name ``url``. Returns facts for the
+    provenance record.
     """
     dest = Path(dest)
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            return _download_once(url, dest, sha256, fmt, timeout)
+            return _download_once(url, dest, sha256, fmt, timeout, deadline)
         except _Permanent as err:
             raise UserError(str(err)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, _Transient) as err:
@@ -109,10 +118,31 @@ def _reason(err: Exception | None) -> str:
     return str(err)
 
 
-def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
-    req = urllib.request.Request(url, headers={"User-Agent": "bertlens/0.1"})
+def encode_url(url: str) -> str:
+    """``url`` with non-ASCII characters percent-encoded (UTF-8) and an IDNA host name; what is
+    already ASCII (and already percent-encoded) is left as it is."""
+    if url.isascii():
+        return url
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if parts.hostname and not parts.hostname.isascii():
+        netloc = netloc.replace(parts.hostname, parts.hostname.encode("idna").decode("ascii"))
+    keep = "/%:@!$&'()*+,;=-._~?"
+    return urllib.parse.urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            urllib.parse.quote(parts.path, safe=keep),
+            urllib.parse.quote(parts.query, safe=keep),
+            urllib.parse.quote(parts.fragment, safe=keep),
+        )
+    )
+
+
+def _open(url: str, timeout: float):
+    req = urllib.request.Request(encode_url(url), headers={"User-Agent": "bertlens/0.1"})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as err:
         err.close()  # the error response holds the connection open
         if 400 <= err.code < 500 and err.code not in (408, 429):
@@ -121,32 +151,41 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
                 "corpus.sources"
             ) from None
         raise
+
+
+def _decoder(resp, url: str):
+    """A zlib decompressor for a gzip/deflate Content-Encoding; None for none (identity)."""
+    import zlib
+
+    encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(wbits=31)
+    if encoding == "deflate":
+        return zlib.decompressobj(wbits=47)  # zlib or gzip header, detected
+    raise _Permanent(
+        f"{url} was sent with Content-Encoding '{encoding}', which bertlens cannot decode; "
+        "download the file yourself and use 'path:' instead of 'url:'"
+    )
+
+
+def _download_once(url, dest: Path, sha256, fmt, timeout, deadline) -> dict[str, Any]:
+    resp = _open(url, timeout)
     with resp, atomic_path(dest) as tmp:
-        expected = resp.headers.get("Content-Length")
-        expected = int(expected) if expected and expected.isdigit() else None
-        digest = hashlib.sha256()
-        size = 0
-        next_report = 0.0
-        started = time.perf_counter()
+        announced = resp.headers.get("Content-Length")
+        expected = int(announced) if announced and announced.strip().isdigit() else None
+        decoder = _decoder(resp, url)
+        started = time.monotonic()
         with open(tmp, "wb") as fh:
-            while True:
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
-                fh.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if expected and size / expected >= next_report:
-                    log.info(
-                        "downloading %s: %d/%d bytes (%.0f%%)",
-                        url,
-                        size,
-                        expected,
-                        100 * size / expected,
-                    )
-                    next_report += 0.25
-        if expected is not None and size != expected:
-            raise _Transient(f"truncated download: got {size} of {expected} bytes")
+            received, size, digest = _stream(resp, fh, decoder, url, expected, started, deadline)
+        if expected is not None and received < expected:
+            raise _Transient(f"truncated download: got {received} of {expected} bytes")
+        if size == 0:
+            raise _Permanent(
+                f"{url} returned an empty file (0 bytes); check the URL, or download the file "
+                "yourself and use 'path:' instead of 'url:'"
+            )
         got = digest.hexdigest()
         if sha256 and got.lower() != sha256.lower():
             raise _Permanent(
@@ -158,23 +197,106 @@ def _download_once(url, dest: Path, sha256, fmt, timeout) -> dict[str, Any]:
             "downloaded %s: %d bytes in %.1f s, sha256 %s",
             url,
             size,
-            time.perf_counter() - started,
+            time.monotonic() - started,
             got,
         )
     return {"url": url, "bytes": size, "sha256": got}
 
 
+def _stream(resp, fh, decoder, url, expected, started, deadline):
+    """Copy the body to ``fh`` (decoded); return (bytes received, bytes written, sha256).
+
+    The body is read to its end, not just to Content-Length, so that a body longer than announced
+    is caught; a server that keeps the connection open after exactly Content-Length bytes ends it
+    with a short read timeout."""
+    import zlib
+
+    resp.length = None  # read what the server sends, not what it announced
+    digest = hashlib.sha256()
+    received = size = 0
+    next_log = started + _PROGRESS_EVERY
+    while True:
+        now = time.monotonic()
+        if now - started > deadline:
+            raise _Permanent(
+                f"download of {url} did not finish within corpus.download.deadline ({deadline:g} "
+                f"s): got {_amount(received, expected)}; raise the deadline, or download the file "
+                "yourself and use 'path:' instead of 'url:'"
+            )
+        if now >= next_log:
+            log.info(
+                "downloading %s: %s after %.0f s", url, _amount(received, expected), now - started
+            )
+            next_log = now + _PROGRESS_EVERY
+        try:
+            chunk = resp.read1(_CHUNK)  # what has arrived: the deadline is checked often
+        except TimeoutError:
+            if expected is not None and received == expected:
+                break  # a kept-alive connection after a complete body
+            raise
+        if not chunk:
+            break
+        received += len(chunk)
+        if expected is not None and received > expected:
+            raise _Transient(
+                f"the body is longer than its Content-Length of {expected} bytes (got at least "
+                f"{received}): the server sent an inconsistent response"
+            )
+        if expected is not None and received == expected:
+            _short_timeout(resp)
+        try:
+            data = decoder.decompress(chunk) if decoder else chunk
+        except zlib.error as err:
+            raise _Transient(f"the compressed (gzip) body is corrupt: {err}") from None
+        fh.write(data)
+        digest.update(data)
+        size += len(data)
+    if decoder is not None:
+        data = decoder.flush()
+        if not decoder.eof:
+            raise _Transient("truncated download: the compressed (gzip) body ended early")
+        fh.write(data)
+        digest.update(data)
+        size += len(data)
+    return received, size, digest
+
+
+_PROGRESS_EVERY = 10.0  # seconds between progress lines in the log
+
+
+def _amount(received: int, expected: int | None) -> str:
+    if expected:
+        return f"{received} of {expected} bytes ({100 * received / expected:.0f}%)"
+    return f"{received} bytes"
+
+
+def _short_timeout(resp) -> None:
+    """After the announced length, wait at most 2 s for the end of the connection."""
+    sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(min(sock.gettimeout() or 2.0, 2.0))
+
+
+_HTML = re.compile(rb"<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>]|title>)", re.I)
+
+
+def looks_html(head: bytes) -> bool:
+    """Whether the first 4 KiB hold an HTML document's tags, wherever they start (after a BOM,
+    blank lines, an XML declaration or a comment)."""
+    return _HTML.search(head[:4096]) is not None
+
+
 def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None:
     with open(path, "rb") as fh:
-        head = fh.read(512)
-    looks_html = head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+        head = fh.read(4096)
+    is_html = looks_html(head) or ("html" in content_type.lower() and b"<" in head)
     if fmt == "xlsx" and not head.startswith(_XLSX_MAGIC):
-        kind = "an HTML page" if looks_html or "html" in content_type else "not an xlsx file"
+        kind = "an HTML page" if is_html else "not an xlsx file"
         raise _Permanent(
             f"{what} returned {kind} instead of an xlsx workbook; the link may point to a "
             "download page: use the direct file URL"
         )
-    if fmt in ("csv", "tsv", "txt") and looks_html:
+    if fmt in ("csv", "tsv", "txt") and is_html:
         raise _Permanent(
             f"{what} returned an HTML page instead of a {fmt} file; use the direct file URL"
         )
@@ -184,62 +306,31 @@ def _check_type(path: Path, fmt: str, what: str, content_type: str = "") -> None
 def read_source(
     path: str | os.PathLike, fmt: str, name: str, sheet: Any = 0, text_column: str | None = None
 ) -> pd.DataFrame:
-    """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present)."""
+    """Read one source file into our columns (id, ja, easy_ja, en, proper_noun as present), every
+    cell as text (see :mod:`bertlens.readers`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"corpus source '{name}': file '{path}' does not exist; fix its path:")
     if path.stat().st_size == 0:
         raise UserError(f"corpus source '{name}': file '{path}' is empty; give a file with rows")
-    try:
-        if fmt == "xlsx":
-            try:
-                _check_type(path, "xlsx", f"corpus source '{name}' ({path})")
-            except _Permanent as err:
-                raise UserError(str(err)) from None
-            df = pd.read_excel(path, sheet_name=sheet, dtype=str, engine="openpyxl")
-        elif fmt == "csv":
-            df = pd.read_csv(path, sep=",", dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        elif fmt == "tsv":
-            # a TSV has no quoting: a quote is text ('"Buy cheap," they say.'), and a stray one
-            # must not swallow the following rows
-            df = pd.read_csv(
-                path,
-                sep="\t",
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                quoting=csv.QUOTE_NONE,
-            )
-        else:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()
-            column = text_column or "easy_ja"
-            df = pd.DataFrame({column: lines})
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
-            f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
-        ) from None
-    except (ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise UserError(
-            f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}; export the file again, "
-            f"or set format: in corpus.sources if it is not a {fmt} file"
-        ) from None
-    df = df.rename(
-        columns={c: SNOW_COLUMNS.get(str(c).strip(), str(c).strip()) for c in df.columns}
-    )
+    df, near = _read_frame(path, fmt, name, sheet, text_column)
+    header = [str(c) for c in df.attrs.get("header", df.columns)]
     present = [c for c in TEXT_COLUMNS if c in df.columns]
     if not present:
         raise UserError(
             f"corpus source '{name}': '{path}' has none of the expected columns "
             f"({', '.join(k for k in SNOW_COLUMNS if k != 'ID')} or {', '.join(TEXT_COLUMNS)}); "
-            f"found: {', '.join(map(str, df.columns)) or 'no columns'}; give the file a header "
-            "row with these names"
+            f"found: {', '.join(c for c in header if c) or 'no columns'}"
+            + (f"; near misses: {', '.join(near)}" if near else "")
+            + "; give the file a header row with these names"
             + (
                 f" or pick the sheet that has one with sheet: (now {sheet!r})"
                 if fmt == "xlsx"
                 else ""
             )
         )
+    if near:
+        log.warning("corpus source '%s': headers not used: %s", name, ", ".join(near))
     if df.empty:
         raise UserError(
             f"corpus source '{name}': '{path}' has a header but no rows; add rows"
@@ -250,7 +341,50 @@ def read_source(
         df["id"] = [f"{name}-{i + 1}" for i in range(len(df))]
     df = df[["id", *present]].copy()
     df.insert(1, "source", name)
+    df.attrs["near_misses"] = near
     return df
+
+
+def _read_frame(
+    path: Path, fmt: str, name: str, sheet: Any, text_column: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The file as a table of text under our column names, and the header near misses."""
+    try:
+        if fmt == "xlsx":
+            try:
+                _check_type(path, "xlsx", f"corpus source '{name}' ({path})")
+            except _Permanent as err:
+                raise UserError(str(err)) from None
+            rows = read_xlsx(path, sheet, name)
+        else:
+            check_not_utf16(path, name)
+            if fmt == "txt":
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
+                return pd.DataFrame({text_column or "easy_ja": lines}, dtype=object), []
+            rows = read_delimited(path, "," if fmt == "csv" else "\t", name)
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"corpus source '{name}': '{path}' is not UTF-8 text (byte {err.start}); convert it, "
+            f"e.g. 'iconv -f SHIFT_JIS -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}'"
+        ) from None
+    except (ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise UserError(
+            f"corpus source '{name}': cannot read '{path}' as {fmt}: {err}; export the file again, "
+            f"or set format: in corpus.sources if it is not a {fmt} file"
+        ) from None
+    df = rows_to_frame(rows, name, path)
+    names, near = map_header(list(df.columns), HEADERS)
+    ours = [n for n in names if n in ("id", *TEXT_COLUMNS)]
+    twice = sorted({n for n in ours if ours.count(n) > 1})
+    if twice:
+        raise UserError(
+            f"corpus source '{name}': '{path}' has more than one column for "
+            f"{', '.join(twice)} (header: {', '.join(map(str, df.columns))}); keep one of each"
+        )
+    header = list(df.columns)
+    df.columns = names
+    df.attrs["header"] = header
+    return df, near
 
 
 def normalize_text(text: Any, form: str = "NFKC") -> str:
@@ -274,17 +408,19 @@ def clean(
     dedupe_on: list[str],
     normalize: str = "NFKC",
     max_rows: int | None = None,
+    uses: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Concatenate sources, normalise every text, drop rows empty in a required column and
-    duplicates (on ``dedupe_on``); count both per source."""
+    """Concatenate sources, normalise every text, drop rows without text in any ``required``
+    column and duplicates (on ``dedupe_on``); count both per source.
+
+    Rows are kept per use: a row with text in one required column serves the models (and MeCab
+    statistics, training runs) of that column, each of which reads only the rows where its column
+    has text. ``uses`` names them (``{"model 'x'": "en"}``): the stats count the rows of each, and
+    a use without rows is an error, as is a source that adds no rows.
+    """
+    uses = uses or {f"column '{c}'": c for c in required}
+    _check_columns(frames, required)
     df = pd.concat(frames, ignore_index=True)
-    for col in required:
-        if col not in df.columns:
-            raise UserError(
-                f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
-                f"it; the corpus has: {', '.join(c for c in df.columns if c in TEXT_COLUMNS)}. "
-                "Fix the model's column: or add a source with that column"
-            )
     text_cols = [c for c in TEXT_COLUMNS if c in df.columns]
     for col in text_cols:
         df[col] = [normalize_text(v, normalize) for v in df[col]]
@@ -292,9 +428,9 @@ def clean(
     stats: dict[str, Any] = {"rows_in": {}, "dropped_empty": {}, "dropped_duplicate": {}}
     for name, group in df.groupby("source", sort=False):
         stats["rows_in"][name] = int(len(group))
-    empty = (df[required] == "").any(axis=1) if required else pd.Series(False, index=df.index)
-    stats["dropped_empty"] = {k: int(v) for k, v in df[empty].groupby("source").size().items()}
-    df = df[~empty]
+    unused = (df[required] == "").all(axis=1) if required else pd.Series(False, index=df.index)
+    stats["dropped_empty"] = {k: int(v) for k, v in df[unused].groupby("source").size().items()}
+    df = df[~unused]
     keys = [c for c in dedupe_on if c in df.columns]
     if keys:
         dup = df.duplicated(subset=keys, keep="first")
@@ -302,29 +438,76 @@ def clean(
             k: int(v) for k, v in df[dup].groupby("source").size().items()
         }
         df = df[~dup]
+    _check_every_source_adds_rows(df, stats, required)
     if max_rows:
         cut = df.iloc[max_rows:]
         stats["dropped_max_rows"] = {k: int(v) for k, v in cut.groupby("source").size().items()}
         df = df.head(max_rows)
     df = df.reset_index(drop=True)
-    if df.empty:
-        read = ", ".join(f"{k}: {v}" for k, v in stats["rows_in"].items())
-        raise UserError(
-            "the corpus is empty after dropping rows with empty "
-            f"{'/'.join(required)} and duplicates (rows read: {read}); give sources with text in "
-            f"{'/'.join(required)} (a .txt source fills its text_column, by default easy_ja)"
-        )
     stats["rows_out"] = int(len(df))
+    stats["rows_per_use"] = {use: int((df[col] != "").sum()) for use, col in uses.items()}
+    for use, n in stats["rows_per_use"].items():
+        if n == 0:
+            raise UserError(
+                f"{use} reads column '{uses[use]}', which has no text in any corpus row (after "
+                "max_rows); give a source with text in that column or fix the column:"
+            )
     stats["columns"] = {}
     for col in text_cols:
-        lengths = df[col].str.len()
-        stats["columns"][col] = {
-            "non_empty": int((df[col] != "").sum()),
-            "chars_mean": round(float(lengths.mean()), 2),
-            "chars_median": float(lengths.median()),
-            "chars_max": int(lengths.max()),
-        }
+        lengths = df.loc[df[col] != "", col].str.len()
+        if len(lengths):
+            stats["columns"][col] = {
+                "non_empty": int(len(lengths)),
+                "chars_mean": round(float(lengths.mean()), 2),
+                "chars_median": float(lengths.median()),
+                "chars_max": int(lengths.max()),
+            }
     return df, stats
+
+
+def _check_columns(frames: list[pd.DataFrame], required: list[str]) -> None:
+    near = [m for f in frames for m in f.attrs.get("near_misses", [])]
+    have = {c for f in frames for c in f.columns}
+    for col in required:
+        if col not in have:
+            raise UserError(
+                f"column '{col}' is needed (by a model or the MeCab stats) but no corpus source has "
+                f"it; the corpus has: {', '.join(c for c in TEXT_COLUMNS if c in have)}"
+                + (f" (headers not understood: {', '.join(near)})" if near else "")
+                + ". Fix the model's column: or add a source with that column"
+            )
+
+
+def _check_every_source_adds_rows(df: pd.DataFrame, stats: dict, required: list[str]) -> None:
+    kept = df.groupby("source").size()
+    for name, n_in in stats["rows_in"].items():
+        if kept.get(name, 0) == 0:
+            raise UserError(
+                f"corpus source '{name}' adds no rows: of its {n_in} rows, "
+                f"{stats['dropped_empty'].get(name, 0)} have no text in {'/'.join(required)} (the "
+                "columns the models, MeCab statistics and training runs read) and "
+                f"{stats['dropped_duplicate'].get(name, 0)} repeat earlier rows; give it text in "
+                "one of those columns (a .txt source fills its text_column, by default easy_ja) "
+                "or remove it from corpus.sources"
+            )
+
+
+def _read_or_forget(src: dict[str, Any], path: str) -> pd.DataFrame:
+    """Read one source; a downloaded copy that cannot be read is deleted (the next run downloads
+    it again instead of keeping it as valid) and the message names its URL."""
+    try:
+        return read_source(
+            path, source_format(src), src["name"], src.get("sheet", 0), src.get("text_column")
+        )
+    except UserError as err:
+        if not src.get("url"):
+            raise
+        Path(path).unlink(missing_ok=True)
+        Path(f"{path}.meta.json").unlink(missing_ok=True)
+        raise UserError(
+            f"{str(err).replace(str(path), src['url'])} (the downloaded copy was deleted: the next "
+            "run downloads it again)"
+        ) from None
 
 
 def build_corpus(
@@ -336,18 +519,17 @@ def build_corpus(
     max_rows: int | None,
     out_table: str,
     out_stats: str,
+    uses: dict[str, str] | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
-    frames = []
-    for src in sources:
-        fmt = source_format(src)
-        frames.append(
-            read_source(
-                files[src["name"]], fmt, src["name"], src.get("sheet", 0), src.get("text_column")
-            )
+    frames = [_read_or_forget(src, files[src["name"]]) for src in sources]
+    df, stats = clean(frames, required, dedupe_on, normalize, max_rows, uses)
+    if analysis:
+        check_rows_for_analysis(
+            stats["rows_per_use"], analysis.get("perplexity"), analysis.get("k")
         )
-    df, stats = clean(frames, required, dedupe_on, normalize, max_rows)
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
         for src in sources

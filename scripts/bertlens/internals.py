@@ -114,13 +114,23 @@ def has_pooler(model) -> bool:
     return getattr(base_of(model), "pooler", None) is not None
 
 
-def wants_mlm_head(loc: str) -> bool:
-    """Whether a saved model carries an MLM head (its config names a ``*ForMaskedLM`` or
-    ``*ForPreTraining`` architecture), so it should be loaded with ``head="mlm"``."""
+def wants_mlm_head(loc: str, revision: str | None = None) -> bool:
+    """Whether a model carries an MLM head (its config names a ``*ForMaskedLM`` or
+    ``*ForPreTraining`` architecture), so it should be loaded with ``head="mlm"``. ``loc`` is a
+    local folder or a hub id (its config.json comes through the Hugging Face cache, honouring
+    HF_ENDPOINT and HF_HUB_OFFLINE); a config that cannot be read means no (loading the model
+    then says what is wrong)."""
     cfg = Path(loc) / "config.json"
-    if not cfg.is_file():
-        return False
-    archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
+    if cfg.is_file():
+        archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
+    else:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(loc, revision=revision, trust_remote_code=False)
+        except (OSError, ValueError):
+            return False
+        archs = getattr(config, "architectures", None) or []
     return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
 
 

@@ -7,9 +7,11 @@ killed or failing job never leaves a file that a later run would take as valid.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import platform
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,9 +42,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes) + ".part", dir=path.parent
-    )
+    suffix = suffix or "".join(path.suffixes) + ".part"
+    remove_stale_temporaries(path, suffix)
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
@@ -52,6 +55,32 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: Path, suffix: str) -> list[Path]:
+    """Delete temporary files of ``path`` left by killed processes of this host.
+
+    Temporary names carry their writer (``.<name>.<host>-<pid>.<random><suffix>``), so a later
+    writer of the same file can tell those of killed jobs (as large as the output may be) from
+    live ones."""
+    host = socket.gethostname()
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*{suffix}"):
+        owner = tmp.name[len(path.name) + len(host) + 3 :].split(".", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:

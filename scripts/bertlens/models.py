@@ -18,6 +18,8 @@ import importlib
 import importlib.util
 import logging
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,16 @@ def location(spec: ModelSpec, trained_dir: str | None = None) -> str:
         _check_local_dir(spec, path)
         return str(path)
     return spec.ref
+
+
+def folder_files(folder: str | os.PathLike) -> list[str]:
+    """The files ``save_pretrained`` wrote into ``folder`` (top level, hidden ones left out): the
+    inputs of the rules that load a ``path:`` model. Empty when the folder does not exist (the
+    stage then stops with the message of :func:`location`)."""
+    path = Path(folder)
+    if not path.is_dir():
+        return []
+    return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _check_local_dir(spec: ModelSpec, path: Path) -> None:
@@ -217,9 +229,37 @@ def mecab_tagger(dic: str = "ipadic", wakati: bool = True):
         ) from err
 
 
+#: files of which a saved tokenizer has at least one (WordPiece, BPE, SentencePiece, fast)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "source.spm",
+)
+
+
+def _check_tokenizer_files(spec: ModelSpec, loc: str) -> None:
+    """A local folder without tokenizer files still 'loads' in transformers: a placeholder of 5
+    special tokens that turns every word into [UNK]. Refuse it."""
+    folder = Path(loc)
+    config = folder / "tokenizer_config.json"
+    if config.is_file() and "auto_map" in config.read_text(encoding="utf-8"):
+        return  # a tokenizer from the folder's own code: loading refuses it with its own line
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"model '{spec.name}': '{folder}' has no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}"
+            "); transformers would make a 5-token placeholder that turns every word into [UNK]: "
+            f"save the model's tokenizer there (tokenizer.save_pretrained('{folder}'))"
+        )
+
+
 def load_tokenizer(spec: ModelSpec, loc: str):
     from transformers import AutoTokenizer, BertJapaneseTokenizer
 
+    _check_tokenizer_files(spec, loc)
     try:
         if _is_japanese(spec, loc):
             check_mecab(spec.mecab_dic)
@@ -267,6 +307,8 @@ def load_model(
         if spec.source == "hub":
             raise _hub_hint(spec, err) from err
         raise UserError(f"model '{spec.name}': cannot load weights from '{loc}': {err}") from err
+    except pickle.UnpicklingError as err:
+        raise _unsafe_pickle_error(spec, loc, err) from None
     except SafetensorError as err:
         raise UserError(
             f"model '{spec.name}': the weights file in '{loc}' is corrupt or incomplete ({err}); "
@@ -288,11 +330,127 @@ def load_model(
     return model
 
 
-def check_vocab(spec: ModelSpec, tokenizer, model) -> None:
-    """The tokenizer must not produce ids the model's embedding matrix does not have."""
-    n_emb = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > n_emb:
+def _unsafe_pickle_error(spec: ModelSpec, loc: str, err: Exception) -> UserError:
+    """Weights in a pickle that holds more than tensors: refused (torch loads weights only), with
+    what it wanted to import and the safe fix; never torch's hint to switch the safety off."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    what = f" (it imports {found.group(1)})" if found else ""
+    return UserError(
+        f"model '{spec.name}': the weights file in '{loc}' is a pickle that holds more than "
+        f"tensors{what}; bertlens loads weights only and never runs code from a model file: use "
+        "a model folder with model.safetensors (save_pretrained writes it), or convert this file "
+        "on a machine where you trust its source"
+    )
+
+
+def pooler_keys(config: dict[str, Any]) -> list[str]:
+    """The config keys that ask for the pooler pooling."""
+    keys = []
+    if "pooler" in config["projection"]["sentences"]["poolings"]:
+        keys.append("projection.sentences.poolings")
+    if "pooler" in config.get("explore", {}).get("probes", {}).get("poolings", []):
+        keys.append("explore.probes.poolings")
+    return keys
+
+
+def has_pooler(entry: dict[str, Any]) -> bool | None:
+    """Whether a model's weights include a pooler: False for models trained here (an MLM head
+    only), read from the safetensors headers of local folders, None when not known before
+    loading (hub models, pickled weights)."""
+    if entry.get("trained"):
+        return False
+    if entry.get("path"):
+        folder = Path(entry["path"])
+    elif entry.get("package"):
+        folder = package_model_dir(entry["package"])
+    else:
+        return None
+    names = _weight_names(folder)
+    return None if names is None else any(n.startswith("pooler.") or ".pooler." in n for n in names)
+
+
+def _weight_names(folder: Path) -> list[str] | None:
+    import json
+    import struct
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return list(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+    names: list[str] = []
+    files = sorted(folder.glob("*.safetensors"))
+    for f in files:
+        with open(f, "rb") as fh:
+            size = struct.unpack("<Q", fh.read(8))[0]
+            if size > 100_000_000:
+                return None  # not a safetensors header: loading says what is wrong
+            names += json.loads(fh.read(size)).keys()
+    return names if files else None
+
+
+def pooler_error(name: str, keys: list[str], why: str) -> UserError:
+    return UserError(
+        f"model '{name}' has no pooler ({why}), but {' and '.join(keys)} ask for the 'pooler' "
+        "pooling; remove 'pooler' there (cls and mean work for every model) or use a checkpoint "
+        "saved with its pooler"
+    )
+
+
+def check_pooler_poolings(config: dict[str, Any]) -> None:
+    """A config error before any job: pooler pooling asked for a model known to have none."""
+    keys = pooler_keys(config)
+    if not keys:
+        return
+    for entry in config["models"]:
+        if has_pooler(entry) is False:
+            why = (
+                "trained here with an MLM head only"
+                if entry.get("trained")
+                else "its weights have no pooler.* tensors"
+            )
+            raise pooler_error(entry["name"], keys, why)
+
+
+def check_max_length(spec: ModelSpec, config) -> None:
+    """``max_length`` must fit the model's position embeddings (tokenize, embed, padding,
+    internals and attention all stop with this line, rather than crash or cap differently)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and spec.max_length > int(positions):
         raise UserError(
-            f"model '{spec.name}': tokenizer has {len(tokenizer)} tokens but the model's embedding "
+            f"model '{spec.name}': max_length {spec.max_length} is above the model's {positions} "
+            f"positions (max_position_embeddings in its config.json); set max_length: {positions} "
+            "or less for this model"
+        )
+
+
+def check_vocab(spec: ModelSpec, tokenizer, model) -> None:
+    """The tokenizer must not produce ids the model's embedding matrix does not have, nor use
+    less than half of its rows (a tokenizer of another model)."""
+    _check_sizes(spec, len(tokenizer), model.get_input_embeddings().weight.shape[0])
+
+
+def check_tokenizer_fits(spec: ModelSpec, tokenizer, loc: str) -> None:
+    """:func:`check_vocab` and :func:`check_max_length` against the model's config.json, without
+    loading the weights (the tokenize stage)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(loc, revision=spec.revision, trust_remote_code=False)
+    except (OSError, ValueError):
+        return  # loading the model says what is wrong
+    if getattr(config, "vocab_size", None):
+        _check_sizes(spec, len(tokenizer), int(config.vocab_size))
+    check_max_length(spec, config)
+
+
+def _check_sizes(spec: ModelSpec, n_tok: int, n_emb: int) -> None:
+    if n_tok > n_emb:
+        raise UserError(
+            f"model '{spec.name}': tokenizer has {n_tok} tokens but the model's embedding "
             f"matrix has {n_emb} rows; use the tokenizer saved with this model"
+        )
+    if n_tok < n_emb / 2:
+        raise UserError(
+            f"model '{spec.name}': tokenizer has {n_tok} tokens but the model's embedding "
+            f"matrix has {n_emb} rows: the tokenizer does not belong to this model; use the "
+            "tokenizer saved with this model"
         )

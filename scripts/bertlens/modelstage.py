@@ -8,7 +8,15 @@ from typing import Any
 import pandas as pd
 
 from .io import read_table
-from .models import ModelSpec, check_vocab, load_model, load_tokenizer, location
+from .models import (
+    ModelSpec,
+    check_max_length,
+    check_vocab,
+    load_model,
+    load_tokenizer,
+    location,
+)
+from .stage import UserError
 
 
 def spec_and_location(sm: Any) -> tuple[ModelSpec, str]:
@@ -22,25 +30,30 @@ def load(sm: Any, head: str = "base", attn_implementation: str | None = None):
     tokenizer = load_tokenizer(spec, loc)
     model = load_model(spec, loc, head=head, attn_implementation=attn_implementation)
     check_vocab(spec, tokenizer, model)
+    check_max_length(spec, model.config)
     return spec, loc, tokenizer, model
 
 
-def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
-    """The model's corpus column (as text), or one clear error when the corpus lacks it."""
-    from .stage import UserError
-
+def column_rows(path: str, column: str, who: str = "") -> pd.DataFrame:
+    """The corpus rows with text in ``column`` (each model and MeCab column reads just these), in
+    corpus order, with a fresh index."""
     corpus = read_table(path)
-    if spec.column not in corpus.columns:
+    if column not in corpus.columns:
         raise UserError(
-            f"model '{spec.name}' reads column '{spec.column}', which the corpus does not have; "
-            "fix 'column:' of the model in the config"
+            f"{who or 'a stage'} reads column '{column}', which the corpus does not have; "
+            "fix 'column:' in the config"
         )
-    return corpus[spec.column].fillna("").astype(str)
+    text = corpus[column].fillna("").astype(str)
+    return corpus[text != ""].reset_index(drop=True)
+
+
+def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
+    """The model's texts: its corpus column where it has text."""
+    return column_rows(path, spec.column, f"model '{spec.name}'")[spec.column].astype(str)
 
 
 def corpus_texts(path: str, column: str) -> list[str]:
-    df: pd.DataFrame = read_table(path)
-    return df[column].astype(str).tolist()
+    return column_rows(path, column)[column].astype(str).tolist()
 
 
 def provenance_of(spec: ModelSpec, loc: str, tokenizer) -> dict[str, Any]:
@@ -52,3 +65,25 @@ def provenance_of(spec: ModelSpec, loc: str, tokenizer) -> dict[str, Any]:
         "column": spec.column,
         "max_length": spec.max_length,
     }
+
+
+def check_rows_for_analysis(
+    rows_per_use: dict[str, int], perplexity: float | None, k: int | None
+) -> None:
+    """Each model's rows must be enough for the sentence t-SNE (more than 3 x perplexity + 1)
+    and the sentence k-NN (more than k): say how many are needed, before anything is computed."""
+    for use, n in rows_per_use.items():
+        needs, fixes = [], []
+        if perplexity is not None and n <= 3 * perplexity + 1:
+            need = int(3 * perplexity + 1) + 1
+            needs.append(f"its sentence t-SNE (perplexity {perplexity:g}) needs at least {need}")
+            fixes.append(f"projection.tsne.perplexity below {(n - 1) / 3:.2f}" if n >= 4 else "")
+        if k is not None and n <= k:
+            needs.append(f"its k-NN (explore.k {k}) needs at least {k + 1}")
+            fixes.append(f"explore.k to at most {n - 1}" if n >= 2 else "")
+        if needs:
+            lower = f", or set {' and '.join(fixes)}" if all(fixes) else ""
+            raise UserError(
+                f"{use} gets only {n} corpus row{'s' if n != 1 else ''} with text in its column: "
+                f"{' and '.join(needs)}; add rows to the corpus{lower}"
+            )

@@ -3,6 +3,7 @@ choice and thread settings."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -84,10 +85,11 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     try:
         main(snakemake)
     except UserError as err:
-        log.error("%s", err)
-        print(f"ERROR [{snakemake.rule}]: {err}", file=sys.stderr)
-        sys.exit(1)
-    except Exception:
+        _fail(snakemake.rule, str(err))
+    except Exception as err:
+        full = disk_full(err, snakemake.output[0] if len(snakemake.output) else None)
+        if full:
+            _fail(snakemake.rule, full)
         log.exception("rule %s failed with an unexpected error", snakemake.rule)
         raise
     log.info(
@@ -103,3 +105,30 @@ def peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _fail(rule: str, message: str) -> None:
+    log.error("%s", message)
+    print(f"ERROR [{rule}]: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def disk_full(err: BaseException, output: str | None = None) -> str | None:
+    """The one line for a full disk (errno 28 anywhere in the chain of ``err``, also inside the
+    messages of libraries that wrap it), naming the folder; None for any other error."""
+    e: BaseException | None = err
+    for _ in range(10):
+        if e is None:
+            break
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or (
+            "No space left on device" in str(e) or "os error 28" in str(e)
+        ):
+            name = getattr(e, "filename", None) or output
+            where = os.path.dirname(os.path.abspath(name)) if name else os.getcwd()
+            return (
+                f"no space left on {where} (the device filled up while this job wrote "
+                f"{os.path.basename(name) if name else 'its outputs'}); free disk space there "
+                f"(see 'df -h {where}') and rerun: nothing incomplete was kept"
+            )
+        e = e.__cause__ or e.__context__
+    return None

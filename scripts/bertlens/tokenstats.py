@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .io import write_json, write_table
+from .stage import UserError
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ def token_stats(
         "length_max": int(lengths.max()),
         "truncated": int(tokens["truncated"].sum()),
         "unk_tokens": unk_count,
-        "unk_rate": round(unk_count / max(n_tokens, 1), 6),
+        # [UNK] is a special token: count it back in (the share of all text tokens)
+        "unk_rate": round(unk_count / max(n_tokens + unk_count, 1), 6),
         "sentences_with_unk": rows_with_unk,
         "vocab_used": int((content > 0).sum()),
         "vocab_coverage": round(float((content > 0).sum()) / vocab_size, 6),
@@ -170,14 +172,34 @@ def plot_lengths(lengths: np.ndarray, max_length: int, title: str, out_png: str)
     save_figure(fig, out_png)
 
 
+def check_unk_rate(stats: dict[str, Any], limit: float, model_name: str, column: str) -> None:
+    """Stop before any analysis when the tokenizer turns too much of the corpus into [UNK]."""
+    rate = stats["unk_rate"]
+    if rate > limit:
+        raise UserError(
+            f"model '{model_name}': its tokenizer turns {100 * rate:.1f}% of the tokens of column "
+            f"'{column}' into [UNK] (limit tokens.max_unk_rate: {limit}); the tokenizer does not "
+            "fit this text: save the model's own tokenizer into its folder, or pick a model for "
+            "this language or another column:"
+        )
+
+
 def run_tokenization(
-    tokenizer, texts: list[str], column: str, max_length: int, out: dict[str, str], model_name: str
+    tokenizer,
+    texts: list[str],
+    column: str,
+    max_length: int,
+    out: dict[str, str],
+    model_name: str,
+    max_unk_rate: float = 1.0,
 ) -> dict[str, Any]:
-    """Write token ids, stats JSON, length histogram, top-token and subword tables."""
+    """Write token ids, stats JSON, length histogram, top-token and subword tables; stop first
+    when more than ``max_unk_rate`` of the tokens are [UNK]."""
     from .io import write_html_table
 
     tokens = tokenize_texts(tokenizer, texts, max_length)
     stats, top = token_stats(tokenizer, tokens, max_length)
+    check_unk_rate(stats, max_unk_rate, model_name, column)
     subwords = subword_table(tokenizer, language_of(column))
     write_table(out["tokens"], tokens)
     write_json(out["stats"], {"model": model_name, "column": column, **stats})

@@ -8,17 +8,21 @@ Usage::
 
 A route maps a URL path (query string ignored) to a behaviour:
 
-* ``bytes`` or :class:`Bytes`: a 200 response (``Bytes`` can lie about Content-Length to simulate a
-  truncated download: it announces more bytes than it sends, then closes the connection);
+* ``bytes`` or :class:`Bytes`: a 200 response (``Bytes`` can lie about Content-Length: announcing
+  more bytes than it sends simulates a truncated download, fewer a body longer than announced;
+  either way it closes the connection after the body; ``headers`` adds headers such as
+  Content-Encoding);
 * ``int`` or :class:`Status`: that HTTP status (404, 500, ...);
 * ``str`` or :class:`Html`: an HTML page;
-* :class:`FailThenSucceed`: a status ``failures`` times, then another behaviour;
+* :class:`FailThenSucceed`: a status (or the behaviour ``first``) ``failures`` times, then another
+  behaviour;
 * :class:`Slow`: waits ``delay`` seconds before the headers (or, ``after_headers=True``, after the
   headers and part of the body), then behaves like ``then``;
 * :class:`Chunked`: a chunked response, optionally cut off before its end;
+* :class:`Trickle`: the body a few bytes at a time (for the overall download deadline);
 * :class:`Drop`: closes the connection without any response.
 
-Paths that are not in ``routes`` get 404. Every request is counted per path in ``base.counts``.
+Routes are matched on the percent-decoded path. Paths that are not in ``routes`` get 404. Every request is counted per path in ``base.counts``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Bytes:
     body: bytes
     content_type: str = "application/octet-stream"
     content_length: int | None = None  # announce this many bytes (default: len(body))
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. {"Content-Encoding": "gzip"}
 
 
 @dataclass
@@ -61,13 +66,16 @@ class FailThenSucceed:
     failures: int
     then: Any
     status: int = 503
+    first: Any = None  # what the failures are (default: the status)
     _seen: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def next_behaviour(self) -> Any:
         with self._lock:
             self._seen += 1
-            return Status(self.status) if self._seen <= self.failures else self.then
+            if self._seen > self.failures:
+                return self.then
+            return Status(self.status) if self.first is None else self.first
 
 
 @dataclass
@@ -88,11 +96,24 @@ class Chunked:
 
 
 @dataclass
+class Trickle:
+    """A 200 response whose body comes ``piece`` bytes at a time, ``delay`` seconds apart (never
+    idle long enough for a read timeout)."""
+
+    body: bytes
+    piece: int = 100
+    delay: float = 0.1
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
 class Drop:
     """Close the connection without sending a status line."""
 
 
-Behaviour = bytes | int | str | Bytes | Status | Html | FailThenSucceed | Slow | Chunked | Drop
+Behaviour = (
+    bytes | int | str | Bytes | Status | Html | FailThenSucceed | Slow | Chunked | Trickle | Drop
+)
 
 
 class BaseURL(str):
@@ -125,7 +146,7 @@ def _make_handler(
             pass
 
         def do_GET(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
+            path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
             with lock:
                 counts[path] += 1
             behaviour = _coerce(routes.get(path, Status(404, b"not found\n")))
@@ -149,6 +170,8 @@ def _make_handler(
                 return None
             if isinstance(b, Chunked):
                 return self._send_chunked(b)
+            if isinstance(b, Trickle):
+                return self._send_trickle(b)
             if isinstance(b, Drop):
                 self.close_connection = True
                 return None
@@ -157,7 +180,7 @@ def _make_handler(
             if isinstance(b, Html):
                 return self._send(b.code, b.text.encode("utf-8"), "text/html; charset=utf-8")
             if isinstance(b, Bytes):
-                self._send(200, b.body, b.content_type, b.content_length)
+                self._send(200, b.body, b.content_type, b.content_length, b.headers)
                 if b.content_length is not None and b.content_length != len(b.body):
                     self.close_connection = True  # truncated: hang up early
                 return None
@@ -178,10 +201,32 @@ def _make_handler(
                 if not b.truncate:
                     self.wfile.write(b"0\r\n\r\n")
 
-        def _send(self, code: int, body: bytes, ctype: str, length: int | None = None) -> None:
+        def _send_trickle(self, b: Trickle) -> None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.send_response(200)
+                self.send_header("Content-Type", b.content_type)
+                self.send_header("Content-Length", str(len(b.body)))
+                self.end_headers()
+                for i in range(0, len(b.body), b.piece):
+                    if stop.wait(b.delay):
+                        return
+                    self.wfile.write(b.body[i : i + b.piece])
+                    self.wfile.flush()
+
+        def _send(
+            self,
+            code: int,
+            body: bytes,
+            ctype: str,
+            length: int | None = None,
+            headers: Mapping[str, str] | None = None,
+        ) -> None:
             with contextlib.suppress(OSError):  # the client may have given up (timeouts)
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body) if length is None else length))
                 if length is not None and length != len(body):
                     self.send_header("Connection", "close")
