@@ -168,6 +168,7 @@ def all_outputs():
             f"results/plots/{name}/sentences.html",
         ]
     out += explore_outputs()
+    out += layer_outputs()
     return out
 
 
