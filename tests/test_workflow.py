@@ -130,6 +130,8 @@ def test_snow_config_plans_the_notebook_runs(repo, tmp_path):
     assert "results/training/cl-tohoku-snow/model" in out
     assert "easy-ja-scratch" not in out  # the default run is switched off by `null`
     assert counts["embed"] >= 4, counts  # cl-tohoku, bert-base-uncased and the two trained models
+    # the layer lens compares every pair of the three easy_ja models
+    assert counts["layer_cka_pair"] == 3 and counts["logit_lens"] == 4, counts
 
 
 def test_layers_chapter(tiny_run):

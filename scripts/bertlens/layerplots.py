@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from .plotting import PALETTE, new_figure, save_figure
 
@@ -51,6 +52,7 @@ def probes_png(df: pd.DataFrame, model: str, out_png: str):
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{model}: {task}")
         ax.legend(fontsize=8)
+    integer_layers(*axes[0])
     save_figure(fig, out_png)
 
 
@@ -92,4 +94,11 @@ def lens_png(df: pd.DataFrame, model: str, out_png: str):
     a2.set_xlabel("layer (0 = embedding output)")
     a2.set_ylabel("rank of the final layer's prediction")
     a2.legend(fontsize=8)
+    integer_layers(a1, a2)
+    a2.yaxis.set_major_formatter(ScalarFormatter())
     save_figure(fig, out_png)
+
+
+def integer_layers(*axes):
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
