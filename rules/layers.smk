@@ -2,19 +2,6 @@
 # each layer knows (contextuality, probes, CKA, logit lens), as the report's "Layers" chapter.
 
 
-def layer_training(wildcards):
-    """Seed and held-out share of the run that trained the model (its held-out sentences feed
-    the logit lens); None for models not trained here."""
-    run = MODELS[wildcards.model].get("trained")
-    if not run:
-        return None
-    return {k: TRAINING[run][k] for k in ("seed", "eval_fraction")}
-
-
-def column_models(column):
-    return [m for m, e in MODELS.items() if e["column"] == column]
-
-
 rule layer_vectors:
     input:
         unpack(model_files),
@@ -225,29 +212,3 @@ rule logit_lens:
         device=config["device"],
     script:
         "../scripts/logit_lens.py"
-
-
-def layer_outputs():
-    """The Layers chapter: every model's tables and figures, the overlaid curves of every corpus
-    column, and CKA between every pair of models on the same column."""
-    out = []
-    for name in MODELS:
-        out += [
-            f"results/layers/{name}/{f}"
-            for f in (
-                "measures.html",
-                "cka.png",
-                "probes.html",
-                "probes.png",
-                "logit_lens.html",
-                "logit_lens.png",
-            )
-        ]
-    for column in sorted({e["column"] for e in MODELS.values()}):
-        out.append(f"results/layers/column_{column}/measures.html")
-    names = list(MODELS)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            if MODELS[a]["column"] == MODELS[b]["column"]:
-                out.append(f"results/layers/{a}_vs_{b}/cka.png")
-    return out
