@@ -76,6 +76,16 @@ def test_cka_ignores_rotation_and_isotropic_scaling_but_not_other_maps():
     assert linear_cka(x, x * np.r_[np.full(10, 10.0), np.full(10, 0.1)]) < 0.9
 
 
+def test_cka_matrix_equals_pairwise_cka():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(3, 200, 12))
+    a[1] += a[0]
+    b = rng.normal(size=(2, 200, 5))
+    for x, y in ((a, a), (a, b)):
+        want = [[linear_cka(x[i], y[j]) for j in range(len(y))] for i in range(len(x))]
+        np.testing.assert_allclose(cka_matrix(x, y), want, rtol=1e-4)
+
+
 def test_cka_of_independent_random_matrices_is_low():
     rng = np.random.default_rng(2)
     assert linear_cka(rng.normal(size=(1000, 16)), rng.normal(size=(1000, 24))) < 0.1
@@ -138,7 +148,7 @@ def test_word_vectors_average_pieces_and_pair_across_models(tiny):
     assert words.shape[1] == len(wt) == len(table.groupby(["sentence", "word_index"]))
     ia, ib, n = shared_words(wt, wt.sample(frac=1, random_state=0).reset_index(drop=True))
     assert n == len(wt)
-    np.testing.assert_allclose(cka_matrix(words[:, ia], words[:, ia]).diagonal(), 1.0)
+    np.testing.assert_allclose(cka_matrix(words[:, ia], words[:, ia]).diagonal(), 1.0, rtol=1e-5)
 
 
 def test_probe_finds_a_planted_direction_and_the_control_task_does_not(tiny):

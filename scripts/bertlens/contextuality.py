@@ -164,9 +164,30 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(cross / denom) if denom > 0 else float("nan")
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x - x.mean(axis=0)
+
+
 def cka_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """CKA between every layer of ``a`` (La, n, d) and every layer of ``b`` (Lb, n, d')."""
-    return np.array([[linear_cka(a[i], b[j]) for j in range(len(b))] for i in range(len(a))])
+    """CKA between every layer of ``a`` (La, n, d) and every layer of ``b`` (Lb, n, d'), as
+    :func:`linear_cka` but with each layer centred once, float32 products, and only one half of
+    the matrix computed when ``b is a``."""
+    same = b is a
+    ca = [_centred(x) for x in a]
+    cb = ca if same else [_centred(y) for y in b]
+    na = [float(np.linalg.norm(x.T @ x)) for x in ca]
+    nb = na if same else [float(np.linalg.norm(y.T @ y)) for y in cb]
+    out = np.empty((len(ca), len(cb)))
+    for i, x in enumerate(ca):
+        for j, y in enumerate(cb):
+            if same and j < i:
+                out[i, j] = out[j, i]
+                continue
+            denom = na[i] * nb[j]
+            cross = float(np.linalg.norm(y.T @ x)) ** 2
+            out[i, j] = cross / denom if denom > 0 else float("nan")
+    return out
 
 
 def cka_frame(matrix: np.ndarray, name_a: str, name_b: str) -> pd.DataFrame:
