@@ -209,3 +209,24 @@ def test_held_out_rows_skip_empty_texts():
     texts = ["a", "", "b", "c", "  ", "d", "e", "f", "g", "h", "i", "j"]
     rows = held_out_rows(texts, seed=0, eval_fraction=0.2)
     assert len(rows) == 2 and not {1, 4} & set(rows)
+
+
+def test_no_usable_sentence_is_one_clear_error_and_no_output(tiny, texts, tmp_path):
+    """Every sentence truncated: one line saying what was skipped, and no vectors file."""
+    from bertlens.stage import UserError
+
+    tokens = tiny["tokens"].assign(truncated=True)
+    spec = ModelSpec.from_config({"name": "t", "path": str(tiny["path"]), "column": "en"})
+    with pytest.raises(UserError, match=r"no corpus sentence could be aligned.*'truncated': 80"):
+        contextual_vectors(
+            load_model(spec, str(tiny["path"])),
+            tiny["tokenizer"],
+            texts,
+            tokens,
+            token_counts(tokens, len(tiny["tokenizer"])),
+            "en",
+            SETTINGS,
+            str(tmp_path / "v.npy"),
+            str(tmp_path / "t.parquet"),
+        )
+    assert list(tmp_path.iterdir()) == []
