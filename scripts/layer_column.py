@@ -1,5 +1,7 @@
 """Layer lens: the contextuality curves of every model on one corpus column, overlaid."""
 
+import pandas as pd
+
 from bertlens.contextuality import MEASURES
 from bertlens.io import read_table, write_html_table
 from bertlens.layerplots import measure_png
@@ -15,8 +17,6 @@ def main(sm):
     for model, df in frames.items():
         w = df.pivot(index="layer", columns="measure", values="adjusted").reset_index()
         wide.append(w.assign(model=model))
-    import pandas as pd
-
     table = pd.concat(wide, ignore_index=True)[["model", "layer", *MEASURES]]
     write_html_table(
         sm.output.table,
