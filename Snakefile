@@ -16,6 +16,7 @@ include: "rules/models.smk"
 include: "rules/training.smk"
 include: "rules/analysis.smk"
 include: "rules/explore.smk"
+include: "rules/layers.smk"
 
 
 rule all:

@@ -199,6 +199,7 @@ def all_outputs():
             f"results/plots/{name}/sentences.html",
         ]
     out += explore_outputs()
+    out += layer_outputs()
     return out
 
 
@@ -240,4 +241,43 @@ def explore_outputs():
             f"results/compare/{a}_vs_{b}/{f}"
             for f in ("overlap.html", "overlap.png", "side_by_side.html")
         ]
+    return out
+
+
+def layer_training(wildcards):
+    """Seed and held-out share of the run that trained the model (its held-out sentences feed
+    the logit lens); None for models not trained here."""
+    run = MODELS[wildcards.model].get("trained")
+    if not run:
+        return None
+    return {k: TRAINING[run][k] for k in ("seed", "eval_fraction")}
+
+
+def column_models(column):
+    return [m for m, e in MODELS.items() if e["column"] == column]
+
+
+def layer_outputs():
+    """The Layers chapter: every model's tables and figures, the overlaid curves of every corpus
+    column, and CKA between every pair of models on the same column."""
+    out = []
+    for name in MODELS:
+        out += [
+            f"results/layers/{name}/{f}"
+            for f in (
+                "measures.html",
+                "cka.png",
+                "probes.html",
+                "probes.png",
+                "logit_lens.html",
+                "logit_lens.png",
+            )
+        ]
+    for column in sorted({e["column"] for e in MODELS.values()}):
+        out.append(f"results/layers/column_{column}/measures.html")
+    names = list(MODELS)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if MODELS[a]["column"] == MODELS[b]["column"]:
+                out.append(f"results/layers/{a}_vs_{b}/cka.png")
     return out

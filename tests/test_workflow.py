@@ -114,6 +114,7 @@ def test_report_builds(tiny_run):
     assert any(n.endswith("report.html") for n in names)
     assert any(n.endswith("vocab.html") for n in names)
     assert any(n.endswith("vocab_tsne.png") for n in names)
+    assert sum(n.endswith("/anisotropy.png") for n in names) == 2  # Layers chapter, 2 columns
 
 
 def test_snow_config_plans_the_notebook_runs(repo, tmp_path):
@@ -129,3 +130,42 @@ def test_snow_config_plans_the_notebook_runs(repo, tmp_path):
     assert "results/training/cl-tohoku-snow/model" in out
     assert "easy-ja-scratch" not in out  # the default run is switched off by `null`
     assert counts["embed"] >= 4, counts  # cl-tohoku, bert-base-uncased and the two trained models
+    # the layer lens compares every pair of the three easy_ja models
+    assert counts["layer_cka_pair"] == 3 and counts["logit_lens"] == 4, counts
+
+
+def test_layers_chapter(tiny_run):
+    """The layer lens of both tiny models: token vectors, measures, probes, CKA, logit lens."""
+    work, _, _ = tiny_run
+    res = work / "results" / "layers"
+    for model, n_layers, tasks in (("tiny-en", 3, {"word_initial", "position", "frequency"}),
+                                   ("tiny-ja", 3, {"pos"})):  # fmt: skip
+        table = pd.read_parquet(res / model / "tokens.parquet")
+        vectors = np.load(res / model / "vectors.npy", mmap_mode="r")
+        assert vectors.shape == (n_layers, len(table), 32)
+        facts = json.loads((res / model / "vectors.json").read_text())
+        # the first 40 usable rows of a seeded order; truncated ones are skipped and counted
+        # (tiny-ja truncates 9 of the 48 rows at 48 tokens, which leaves 39)
+        usable = 48 - facts["skipped"]["truncated"] if model == "tiny-ja" else 40
+        assert table["sentence"].nunique() == facts["sentences"] == min(40, usable)
+        assert facts["skipped"]["mismatch"] == 0
+        measures = pd.read_csv(res / model / "measures.tsv", sep="\t")
+        assert len(measures) == 4 * n_layers and measures["raw"].notna().all()
+        probes = pd.read_csv(res / model / "probes.tsv", sep="\t")
+        assert set(probes["task"]) == tasks and len(probes) == len(tasks) * n_layers
+        assert probes[["accuracy", "control_accuracy", "majority"]].le(1).all().all()
+        cka = pd.read_csv(res / model / "cka.tsv", sep="\t")
+        assert np.allclose(cka.loc[cka["layer_a"] == cka["layer_b"], "cka"], 1.0)
+        for name in ("cka.png", "probes.png", "logit_lens.png"):
+            assert (res / model / name).stat().st_size > 1000, name
+    ja = pd.read_parquet(res / "tiny-ja" / "tokens.parquet")
+    assert {"名詞", "助詞"} <= set(ja["pos"])  # ipadic parts of speech of MeCab words
+    lens = pd.read_csv(res / "tiny-ja" / "logit_lens.tsv", sep="\t")
+    assert lens["layer"].tolist() == [0, 1, 2]
+    assert lens["agrees_with_final"].iloc[-1] == 1.0
+    assert "held-out" in lens["note"].iloc[0]
+    en_lens = pd.read_csv(res / "tiny-en" / "logit_lens.tsv", sep="\t")
+    assert "no masked-LM head" in en_lens["note"].iloc[0]
+    for column in ("en", "easy_ja"):
+        for measure in ("anisotropy", "self_similarity", "intra_sentence_similarity", "mev"):
+            assert (res / f"column_{column}" / f"{measure}.png").stat().st_size > 1000
