@@ -7,7 +7,7 @@ rule layer_vectors:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib("layers", "embeddings", "models", "modelstage", "tokenstats"),
+        code=lib("layers", "embeddings", "spread", "models", "modelstage", "tokenstats"),
     output:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
@@ -175,6 +175,7 @@ rule logit_lens:
             "logitlens",
             "fillmask",
             "embeddings",
+            "spread",
             "models",
             "modelstage",
             "layerplots",
