@@ -29,6 +29,7 @@ import pandas as pd
 
 from .io import write_text
 from .neighbors import jaccard_rows, quantize_distances
+from .pages import density_image, label_candidates, pane_figure, standalone_html
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,17 @@ def build_page(
     seed: int = 0,
     what: str = "point",
     default_view: str | None = None,
+    priority: np.ndarray | None = None,
+    label_chars: int = 12,
+    label_cells: tuple[float, float] = (9.0, 34.0),
+    raster_above: int = 50000,
 ) -> dict[str, Any]:
     """Write one explorer page; returns facts (points shown, sampling, bytes).
+
+    Labels: ``priority`` orders the rows of ``points`` for labelling (first = labelled at the
+    widest zoom; default: row order), each cut to ``label_chars`` characters, about
+    ``label_cells`` (columns, rows) labels across a pane at zoom 1. Above ``raster_above``
+    points, each pane draws every point as a datashader density image under the sample.
 
     ``points`` (one row per projected point, aligned with every pane's coordinates and with the
     colour values) holds ``label`` and the hover columns; ``uid`` are their indices in the
@@ -183,17 +193,21 @@ def build_page(
         ColumnDataSource,
         CustomJS,
         Div,
-        HoverTool,
         LabelSet,
         LinearColorMapper,
         Select,
-        TapTool,
         TextInput,
     )
     from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
 
     rows, sampling = sample_rows(len(points), budget, seed)
+    if len(points) > raster_above:
+        sampling = (
+            f"all {len(points):,} points drawn as a density image (datashader); "
+            + (f"{len(rows):,} of them" if len(rows) < len(points) else "every point")
+            + " interactive (hover, click, search"
+            + (f"; uniform random sample, seed {seed})" if len(rows) < len(points) else ")")
+        )
     shown = np.asarray(uid)[rows]
     nn_data, extra, k = compact_neighbors(shown, neighbors)
     view_ids = list(views)
@@ -251,36 +265,56 @@ def build_page(
     mapper = LinearColorMapper(
         palette=c0.get("palette") or Viridis256, low=c0["low"], high=c0["high"]
     )
-    figs, mains, hls, sels, lines_srcs = [], [], [], [], []
+    figs, mains, hls, sels, lines_srcs, label_srcs, cands, rasters = [], [], [], [], [], [], [], []
     width = 820 if len(panes) == 1 else 640
+    height = 700 if len(panes) == 1 else 600
+    big = len(points) > raster_above
+    order = np.arange(len(points)) if priority is None else np.asarray(priority)
+    pos = np.full(len(points), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    shown_priority = pos[order][pos[order] >= 0]  # page positions, most important first
+    texts = data[label].astype(str) if label in data else np.asarray([], dtype=str)
+    short = np.asarray([t[:label_chars] + ("…" if len(t) > label_chars else "") for t in texts])
+    spans: list[dict[str, list[float]]] = []
     for p, pane in enumerate(panes):
-        fig = figure(
-            title=pane.title,
-            width=width,
-            height=700 if len(panes) == 1 else 600,
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-            active_scroll="wheel_zoom",
-            output_backend="webgl",
-        )
         v0 = view_ids.index(first)
-        main = fig.scatter(
-            f"x{p}_{v0}",
-            f"y{p}_{v0}",
-            source=src,
-            size=4,
-            fill_alpha=0.7,
-            line_alpha=0,
-            fill_color={"field": c0["cols"][first], "transform": mapper},
-            hover_fill_color="#ff2200",
-            hover_fill_alpha=1.0,
-            hover_line_color="#000000",
-            hover_line_alpha=1.0,
-            nonselection_fill_alpha=0.25,
-            selection_fill_alpha=1.0,
-            selection_line_color="#000000",
-            selection_line_alpha=1.0,
+        pane_cands, pane_spans, images = [], {}, []
+        for v, vid in enumerate(view_ids):
+            xy = np.column_stack([data[f"x{p}_{v}"], data[f"y{p}_{v}"]])
+            r, lv = label_candidates(xy, shown_priority, label_cells)
+            pane_cands.append(ColumnDataSource(data={"r": r, "l": lv}, name=f"cand{p}_{v}"))
+            pane_spans[vid] = [float(np.ptp(xy[:, 0])) or 1.0, float(np.ptp(xy[:, 1])) or 1.0]
+            if big:
+                full = np.asarray(pane.coords[vid], dtype=np.float32)
+                images.append((_bounds(full), density_image(full, _bounds(full), RASTER_SIZE)))
+        r0 = pane_cands[v0].data["r"]
+        initial = r0[pane_cands[v0].data["l"] == 0]
+        pf = pane_figure(
+            title=pane.title,
+            x=data[f"x{p}_{v0}"],
+            y=data[f"y{p}_{v0}"],
+            labels={
+                "x": data[f"x{p}_{v0}"][initial],
+                "y": data[f"y{p}_{v0}"][initial],
+                "text": short[initial].tolist(),
+            },
+            hover=hover,
+            width=width,
+            height=height,
+            rasters=images,
+            point_size=4 if not big else 3,
         )
+        fig, main = pf.figure, pf.main
+        # one shared source for every pane: selections link, the page switches views and colours
+        main.data_source = src
+        for g in _glyphs(main):
+            g.x, g.y = f"x{p}_{v0}", f"y{p}_{v0}"
+            if g is not main.hover_glyph:
+                g.fill_color = {"field": c0["cols"][first], "transform": mapper}
         main.name = f"main{p}"
+        pf.labels.name = f"labels{p}"
+        for r in pf.rasters:
+            r.name = f"raster{p}"
         hl = ColumnDataSource(data={"i": [], "x": [], "y": [], "label": []}, name=f"search{p}")
         fig.scatter("x", "y", source=hl, size=11, fill_alpha=0, line_color="#ff7f00", line_width=2)
         fig.add_layout(
@@ -314,17 +348,15 @@ def build_page(
                 background_fill_alpha=0.6,
             )
         )
-        fig.add_tools(
-            HoverTool(tooltips=[(n, f"@{{{c}}}") for n, c in hover], renderers=[main]),
-            TapTool(renderers=[main]),
-        )
-        fig.xaxis.visible = False
-        fig.yaxis.visible = False
         figs.append(fig)
         mains.append(main)
         hls.append(hl)
         sels.append(sel)
         lines_srcs.append(seg)
+        label_srcs.append(pf.labels)
+        cands.append(pane_cands)
+        rasters.append(pf.rasters)
+        spans.append(pane_spans)
     bar = ColorBar(color_mapper=mapper, title=first_colour, visible=not c0["categories"])
     figs[-1].add_layout(bar, "right")
 
@@ -342,6 +374,9 @@ def build_page(
         "colours": colour_cfg,
         "viridis": list(Viridis256),
         "hover": hover,
+        "spans": spans,
+        "labelChars": label_chars,
+        "maxLabels": 400,
     }
     dim_values = {
         d: list(dict.fromkeys(vals[i] for vals in views.values())) for i, d in enumerate(dims)
@@ -383,8 +418,17 @@ def build_page(
         "selects": selects,
         "colour": colour_select,
         "search": search,
+        "figs": figs,
+        "labels": label_srcs,
+        "cands": cands,
+        "rasters": rasters,
     }
     lib = _JS_LIB.replace("__CFG__", _json(cfg))
+    zoom = CustomJS(args=args, code=lib + "E.updateLabels();")
+    for fig in figs:
+        for rng in (fig.x_range, fig.y_range):
+            rng.js_on_change("start", zoom)
+            rng.js_on_change("end", zoom)
     for s in selects:
         s.js_on_change("value", CustomJS(args=args, code=lib + "E.onView(cb_obj);"))
     colour_select.js_on_change("value", CustomJS(args=args, code=lib + "E.applyColour();"))
@@ -421,6 +465,34 @@ def build_page(
     }
 
 
+RASTER_SIZE = (480, 420)  # pixels of the density images
+
+
+def _glyphs(renderer) -> list:
+    return [
+        g
+        for g in (
+            renderer.glyph,
+            renderer.selection_glyph,
+            renderer.nonselection_glyph,
+            renderer.hover_glyph,
+            renderer.muted_glyph,
+        )
+        if g is not None and not isinstance(g, str)
+    ]
+
+
+def _bounds(xy: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = np.maximum((hi - lo) * 0.02, 1e-6)
+    return (
+        float(lo[0] - pad[0]),
+        float(lo[1] - pad[1]),
+        float(hi[0] + pad[0]),
+        float(hi[1] + pad[1]),
+    )
+
+
 def _legend_html(name: str, entry: dict[str, Any]) -> str:
     cats = entry.get("categories")
     if not cats:
@@ -434,11 +506,7 @@ def _legend_html(name: str, entry: dict[str, Any]) -> str:
 
 
 def _write_bokeh(layout, title: str, out_html: str) -> None:
-    from bokeh.embed import file_html
-    from bokeh.resources import INLINE
-
-    # Inline resources: the CDN default renders blank offline.
-    write_text(out_html, file_html(layout, INLINE, title))
+    write_text(out_html, standalone_html(layout, title))
 
 
 # One library of page behaviour, prepended to every callback (callbacks share no scope).
@@ -482,10 +550,43 @@ E.applyView = function (vid) {
         const [xc, yc] = E.cols(p, vid);
         E.glyphs(r).forEach((g) => { g.x = {field: xc}; g.y = {field: yc}; });
     });
+    const v = cfg.viewIndex[vid];
+    rasters.forEach((list) => list.forEach((r, i) => { r.visible = i === v; }));
     E.applyColour();
     E.refreshSearch();
     E.showNeighbours();
+    E.updateLabels();
     window.bertlensView = vid;
+};
+// labels on the map: a view's candidates come ordered by zoom level, then priority; those whose
+// level the zoom has reached and that lie in the visible ranges are drawn (at most maxLabels)
+E.updateLabels = function () {
+    const vid = E.viewId() || Object.keys(cfg.views)[0];
+    const v = cfg.viewIndex[vid];
+    const shown = [];
+    figs.forEach((fig, p) => {
+        const xr = fig.x_range, yr = fig.y_range;
+        const [sx, sy] = cfg.spans[p][vid];
+        const zoom = Math.min(sx / Math.max(xr.end - xr.start, 1e-12),
+                              sy / Math.max(yr.end - yr.start, 1e-12));
+        const level = Math.floor(Math.log2(Math.max(zoom, 1e-9)) + 0.35);
+        const [xc, yc] = E.cols(p, vid);
+        const X = src.data[xc], Y = src.data[yc], T = src.data[cfg.label];
+        const R = cands[p][v].data.r, L = cands[p][v].data.l;
+        const out = {x: [], y: [], text: []};
+        for (let j = 0; j < R.length && L[j] <= level && out.x.length < cfg.maxLabels; j++) {
+            const i = R[j];
+            const x = X[i], y = Y[i];
+            if (x < xr.start || x > xr.end || y < yr.start || y > yr.end) continue;
+            const t = String(T[i]);
+            out.x.push(x);
+            out.y.push(y);
+            out.text.push(t.length > cfg.labelChars ? t.slice(0, cfg.labelChars) + '…' : t);
+        }
+        labels[p].data = out;
+        shown.push({level: level, labels: out.text.slice()});
+    });
+    window.bertlensLabels = shown;
 };
 E.applyColour = function () {
     const name = colour.value;
