@@ -42,7 +42,7 @@ localrules:
     corpus,
     mecab_stats,
     plot_vocab_png,
-    plot_pages,
+    plot_sentences_png,
     explore_vocab,
     explore_sentences,
     attention_png,
@@ -163,9 +163,7 @@ def all_outputs():
                 f"results/plots/{name}/vocab_{m}.png"
                 for m in config["projection"]["vocab"]["methods"]
             ),
-            f"results/plots/{name}/vocab.html",
             f"results/plots/{name}/sentences.png",
-            f"results/plots/{name}/sentences.html",
         ]
     out += explore_outputs()
     return out

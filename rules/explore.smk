@@ -80,7 +80,7 @@ rule explore_vocab:
         projection="results/projection/{model}/vocab.parquet",
         vocab_table="results/embeddings/{model}/vocab.parquet",
         knn="results/neighbors/{model}/vocab_knn.npz",
-        code=lib("explorer", "neighbors"),
+        code=lib("explorer", "neighbors", "pages", "models"),
     output:
         html=report(
             "results/explore/{model}/vocab.html",
@@ -95,6 +95,14 @@ rule explore_vocab:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["vocab"],
+        raster_above=config["explore"]["raster_above"],
+        methods=config["projection"]["vocab"]["methods"],
+        # Japanese models: colour tokens by the part of speech of the word they start
+        mecab_dic=lambda wc: (
+            None
+            if MODELS[wc.model]["column"] == "en"
+            else MODELS[wc.model].get("mecab_dic", "ipadic")
+        ),
     script:
         "../scripts/explore.py"
 
@@ -105,7 +113,10 @@ rule explore_sentences:
         vocab_table="results/embeddings/{model}/vocab.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
         knn="results/neighbors/{model}/sentences_knn.npz",
-        code=lib("explorer", "neighbors"),
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        code=lib("explorer", "neighbors", "pages"),
     output:
         html=report(
             "results/explore/{model}/sentences.html",
@@ -120,6 +131,9 @@ rule explore_sentences:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["sentences"],
+        raster_above=config["explore"]["raster_above"],
+        methods=config["projection"]["sentences"]["methods"],
+        clusters=config["explore"]["clusters"],
     script:
         "../scripts/explore.py"
 
@@ -136,7 +150,7 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib("explorer", "neighbors", "plotting"),
+        code=lib("explorer", "neighbors", "plotting", "pages"),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(
@@ -169,6 +183,7 @@ rule compare:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["sentences"],
+        raster_above=config["explore"]["raster_above"],
     script:
         "../scripts/compare.py"
 

@@ -13,7 +13,9 @@ def vocab(sm):
     table = read_table(sm.input.vocab_table)
     chosen = select_vocab(table, sm.params.target["max_points"])
     x = np.load(sm.input.vocab, mmap_mode="r")[chosen["token_id"].to_numpy()]
-    coords, facts = project(np.asarray(x), sm.params.target["methods"], sm.params.tsne, sm.threads)
+    coords, facts = project(
+        np.asarray(x), sm.params.target["methods"], sm.params.tsne, sm.threads, sm.params.umap
+    )
     return long_table(chosen.reset_index(drop=True), coords), facts
 
 
@@ -33,7 +35,7 @@ def sentences(sm):
             x = load_sentence_layer(path, layer)
             if x.size == 0:
                 continue  # model without a pooler
-            coords, f = project(x, target["methods"], sm.params.tsne, sm.threads)
+            coords, f = project(x, target["methods"], sm.params.tsne, sm.threads, sm.params.umap)
             parts.append(long_table(meta, coords, layer=layer, pooling=pooling))
             facts[f"{pooling}/layer{layer}"] = f
     import pandas as pd

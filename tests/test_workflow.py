@@ -94,7 +94,13 @@ def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts, proc.stdout[-3000:]
     reasons = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "reason:" in ln]
-    downstream = {"plot_vocab_png", "plot_pages", "explore_vocab", "explore_sentences", "all"}
+    downstream = {
+        "plot_vocab_png",
+        "plot_sentences_png",
+        "explore_vocab",
+        "explore_sentences",
+        "all",
+    }
     assert set(counts) == {"project", *downstream}, (counts, reasons)
     assert counts["project"] == 4  # vocab and sentences of both models
 

@@ -112,13 +112,14 @@ def compact_neighbors(
 
 
 def char_class(token: str, special: bool = False) -> str:
-    """Kind of a vocabulary entry by its first character (after a ``##`` prefix)."""
+    """Kind of a vocabulary entry: ``##`` continuation piece, else by its first character."""
     if special:
         return "special"
     if re.fullmatch(r"\[unused\d+\]|<unused:\d+>", token):
         return "unused"
-    t = token[2:] if token.startswith("##") and len(token) > 2 else token
-    c = t[:1]
+    if token.startswith("##") and len(token) > 2:
+        return "## continuation"
+    c = token[:1]
     if not c:
         return "other"
     o = ord(c)
@@ -135,6 +136,23 @@ def char_class(token: str, special: bool = False) -> str:
     if unicodedata.category(c)[0] in "PS":
         return "punctuation/symbol"
     return "other"
+
+
+def word_start_pos(tokens: Sequence[str], special: np.ndarray, mecab_dic: str) -> list[str]:
+    """Part of speech (MeCab's first feature) of each token that starts a word, tagging the token
+    on its own; ``##`` continuation pieces, special and unused entries get their own class."""
+    from .models import mecab_tagger
+
+    tagger = mecab_tagger(mecab_dic, wakati=False)
+    out = []
+    for token, sp in zip(tokens, special, strict=True):
+        kind = char_class(token, bool(sp))
+        if kind in ("special", "unused", "## continuation"):
+            out.append(kind)
+            continue
+        nodes = list(tagger(token))
+        out.append(nodes[0].feature[0] if nodes else "other")
+    return out
 
 
 def categorical(values: Sequence[Any]) -> Colour:
@@ -736,9 +754,12 @@ def vocab_explorer(
     model: str,
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
+    mecab_dic: str | None = None,
 ) -> dict[str, Any]:
-    """The token-embedding explorer: one point per projected vocabulary entry, t-SNE / PCA
-    selector, neighbours over the whole input embedding matrix."""
+    """The token-embedding explorer: one point per projected vocabulary entry, projection
+    selector, neighbours over the whole input embedding matrix. With ``mecab_dic`` (Japanese
+    models) the tokens can be coloured by the part of speech of the word they start."""
     methods = list(dict.fromkeys(projection["method"]))
     base = projection[projection["method"] == methods[0]].reset_index(drop=True)
     coords = {}
@@ -747,15 +768,15 @@ def vocab_explorer(
         coords[m] = part.loc[base["token_id"], ["x", "y"]].to_numpy(np.float32)
     special = base["special"].to_numpy(bool) if "special" in base else np.zeros(len(base), bool)
     tokens = base["token"].astype(str)
+    unused = tokens.str.fullmatch(r"\[unused\d+\]|<unused:\d+>").to_numpy(bool)
     bare = tokens.str.replace(r"^##(?=.)", "", regex=True)
+    pos = None if mecab_dic is None else word_start_pos(tokens.tolist(), special, mecab_dic)
     colours = {
         "log10 frequency": linear(np.log10(base["frequency"].to_numpy() + 1)),
         "character class": categorical(
             [char_class(t, s) for t, s in zip(tokens, special, strict=True)]
         ),
-        "subword (##)": categorical(
-            np.where(tokens.str.startswith("##") & (tokens.str.len() > 2), "##piece", "word start")
-        ),
+        **({"part of speech (word start)": categorical(pos)} if pos is not None else {}),
         "length (characters)": linear(bare.str.len().to_numpy()),
         "seen in corpus": categorical(np.where(base["frequency"] > 0, "seen", "unseen")),
         "special token": categorical(np.where(special, "special", "ordinary")),
@@ -784,6 +805,11 @@ def vocab_explorer(
         out_html=out_html,
         budget=budget,
         what="token",
+        # labels: frequent tokens first (ties by id), special and unused entries last
+        priority=np.lexsort(
+            (base["token_id"].to_numpy(), -base["frequency"].to_numpy(), special | unused)
+        ),
+        raster_above=raster_above,
     )
 
 
@@ -840,9 +866,12 @@ def sentence_explorer(
     model: str,
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
+    clusters: dict[tuple[str, int], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The sentence-embedding explorer: projection / pooling / layer selectors, neighbours of
-    each sentence in the selected pooling and layer."""
+    each sentence in the selected pooling and layer; ``clusters`` (per (pooling, layer): one
+    cluster label per sentence) adds a colour that follows the pooling and layer."""
     base, views = sentence_frames(projection)
     base = base.copy()
     base["tokens"] = tokens
@@ -858,6 +887,13 @@ def sentence_explorer(
         "length (characters)": linear(base["text"].astype(str).str.len().to_numpy()),
         "source": categorical(base["source"].astype(str)),
     }
+    if clusters:
+        n = max(int(c.max()) + 1 for c in clusters.values())
+        colours["cluster (k-means, original space)"] = Colour(
+            np.zeros(0),
+            [f"cluster {i}" for i in range(n)],
+            {vid: clusters[(v[1], v[2])].astype(np.uint8) for vid, v in views.items()},
+        )
     return build_page(
         points=base,
         uid=base["row"].to_numpy(),
@@ -880,7 +916,41 @@ def sentence_explorer(
         budget=budget,
         what="sentence",
         default_view=default_view(views),
+        label_chars=10,
+        label_cells=(6.0, 30.0),
+        raster_above=raster_above,
     )
+
+
+def sentence_clusters(
+    load, keys: Sequence[tuple[str, int]], n_clusters: int = 8, seed: int = 0
+) -> dict[tuple[str, int], np.ndarray]:
+    """k-means (scikit-learn) of the unit-length sentence vectors ``load(pooling, layer)`` of each
+    (pooling, layer): a topic-like label per sentence, computed in the original space. A layer
+    whose vectors are all equal (CLS at layer 0) is one cluster."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    out = {}
+    for key in dict.fromkeys(keys):
+        x = np.asarray(load(*key), dtype=np.float32)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        if len(x) <= n_clusters or np.ptp(x, axis=0).max() == 0:
+            out[key] = np.zeros(len(x), dtype=np.uint8)
+            continue
+        if len(x) > 20000:  # SNOW-sized corpora: mini-batches, seconds instead of a minute
+            km = MiniBatchKMeans(
+                n_clusters=n_clusters, n_init=3, random_state=seed, batch_size=4096
+            )
+        else:
+            km = KMeans(n_clusters=n_clusters, n_init=2, random_state=seed, max_iter=100)
+        labels = km.fit_predict(x)
+        # number the clusters by size, largest first
+        order = np.argsort(-np.bincount(labels, minlength=n_clusters), kind="stable")
+        rank = np.empty(n_clusters, dtype=np.uint8)
+        rank[order] = np.arange(n_clusters)
+        out[key] = rank[labels]
+    return out
 
 
 def depth_layer(layer: int, layers_from: int, layers_to: int) -> int:
@@ -919,6 +989,7 @@ def compare_page(
     names: tuple[str, str],
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
 ) -> dict[str, Any]:
     """Two projections side by side, sharing one data source (same row = same sentence), with
     both models' neighbour lists of a clicked sentence and the per-sentence neighbourhood overlap
@@ -989,6 +1060,9 @@ def compare_page(
         budget=budget,
         what="sentence",
         default_view=default_view({vid: views_a[p[0]] for vid, p in pairs.items()}),
+        label_chars=10,
+        label_cells=(5.0, 28.0),
+        raster_above=raster_above,
     )
 
 
