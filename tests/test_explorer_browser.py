@@ -365,3 +365,70 @@ def test_full_minilm_vocabulary_page_is_under_15_mb_and_works(minilm_vocab_page)
         assert "champions" in listed and "championship" in listed
         shot(page, "explorer_minilm_vocab.png")
     assert not errors, errors
+
+
+def labels_of(page, pane: int = 0) -> list[str]:
+    return page.evaluate(
+        f"Array.from(Bokeh.documents[0].get_model_by_name('labels{pane}').data.text)"
+    )
+
+
+def zoom_to(page, cx: float, cy: float, half_x: float, half_y: float, pane: int = 0) -> dict:
+    """Set the pane's visible ranges (what a wheel or box zoom does) and wait for the labels."""
+    page.evaluate("window.bertlensLabels = undefined")
+    page.evaluate(
+        "([p, x0, x1, y0, y1]) => { const f = Bokeh.documents[0].get_model_by_name('figure' + p);"
+        " f.x_range.setv({start: x0, end: x1}); f.y_range.setv({start: y0, end: y1}); }",
+        [pane, cx - half_x, cx + half_x, cy - half_y, cy + half_y],
+    )
+    page.wait_for_function("window.bertlensLabels !== undefined")
+    return page.evaluate("window.bertlensLabels")[pane]
+
+
+def test_token_labels_appear_as_the_user_zooms_in(pages):
+    """Labels are drawn on the map: the most frequent tokens at zoom 1, more (and then every
+    token of the cluster) as the view narrows, only inside the view, never more than 400."""
+    tokens = pages["tokens"]
+    with browser_page() as (page, errors):
+        open_page(page, pages["dir"] / "vocab.html")
+        first = labels_of(page)
+        assert 20 <= len(first) <= 400, len(first)
+        freq = page.evaluate(
+            "(() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+            " return [Array.from(d.token), Array.from(d.frequency)]; })()"
+        )
+        ranked = sorted(zip(freq[1], freq[0], strict=True), key=lambda t: -t[0])
+        top = next(t for _, t in ranked if not t.startswith("["))
+        assert top in first  # the most frequent token is labelled at zoom 1
+        shot(page, "labels_zoom1.png")
+        # real wheel zoom over the map's centre: more labels, a higher level
+        box = page.locator("canvas").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(6):
+            page.mouse.wheel(0, -300)
+            page.wait_for_timeout(80)
+        page.wait_for_function("window.bertlensLabels && window.bertlensLabels[0].level >= 1")
+        # zoom into the sports cluster, 1/64 of the map wide: its tokens are all labelled
+        xy = page.evaluate(
+            "(() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+            " const i = Array.from(d.token).indexOf('champion');"
+            " return [d.x0_0[i], d.y0_0[i], Math.max(...d.x0_0) - Math.min(...d.x0_0),"
+            " Math.max(...d.y0_0) - Math.min(...d.y0_0)]; })()"
+        )
+        state = zoom_to(page, xy[0], xy[1], xy[2] / 16, xy[3] / 16)
+        assert state["level"] >= 3, state
+        assert "champion" in state["labels"], state
+        inside = page.evaluate(
+            "([x0, x1, y0, y1]) => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+            " const out = []; for (let i = 0; i < d.token.length; i++) {"
+            " if (d.x0_0[i] >= x0 && d.x0_0[i] <= x1 && d.y0_0[i] >= y0 && d.y0_0[i] <= y1)"
+            " out.push(d.token[i]); } return out; }",
+            [xy[0] - xy[2] / 16, xy[0] + xy[2] / 16, xy[1] - xy[3] / 16, xy[1] + xy[3] / 16],
+        )
+        assert set(state["labels"]) <= set(inside)
+        assert len(state["labels"]) >= min(len(inside), 5)
+        shown_now = labels_of(page)
+        assert shown_now == state["labels"]
+        assert len(set(shown_now) & set(tokens)) == len(set(shown_now))
+        shot(page, "labels_zoomed_sports.png")
+    assert not errors, errors

@@ -191,7 +191,7 @@ def build_page(
     default_view: str | None = None,
     priority: np.ndarray | None = None,
     label_chars: int = 12,
-    label_cells: tuple[float, float] = (9.0, 34.0),
+    label_cells: tuple[float, float] = (7.0, 30.0),
     raster_above: int = 50000,
 ) -> dict[str, Any]:
     """Write one explorer page; returns facts (points shown, sampling, bytes).
@@ -330,6 +330,7 @@ def build_page(
             if g is not main.hover_glyph:
                 g.fill_color = {"field": c0["cols"][first], "transform": mapper}
         main.name = f"main{p}"
+        fig.name = f"figure{p}"
         pf.labels.name = f"labels{p}"
         for r in pf.rasters:
             r.name = f"raster{p}"
@@ -679,12 +680,25 @@ E.search = function () {
     window.bertlensLastSearch = {query: q, hits: hits.length,
                                  labels: hits.slice(0, 20).map((i) => String(lab[i]))};
 };
+// a region selected with the box or lasso tool: the shared source marks it in every map
+E.showRegion = function (idx) {
+    const lab = src.data[cfg.label];
+    const names = cfg.paneTitles.map(esc).join(' and ');
+    panel.text = '<p><b>' + idx.length + '</b> ' + esc(cfg.what) + 's selected; highlighted in ' +
+        names + ' (shift + drag adds, Esc or reset clears).</p>' +
+        idx.slice(0, 30).map((i) => '<a href="#" style="margin-right:6px" onclick="window.' +
+        'bertlensSelect(' + i + ');return false;">' + esc(String(lab[i]).slice(0, 60)) + '</a>')
+        .join(' ') + (idx.length > 30 ? ' …' : '');
+    window.bertlensLastRegion = {count: idx.length, indices: Array.from(idx.slice(0, 5000)),
+                                 labels: idx.slice(0, 20).map((i) => String(lab[i]))};
+};
 E.showNeighbours = function () {
     const i = src.selected.indices.length ? src.selected.indices[0] : null;
     const vid = E.viewId();
-    if (i === null || vid === null) {
+    if (i === null || vid === null || src.selected.indices.length > 1) {
         sels.forEach((s) => { s.data = {x: [], y: [], label: [], size: []}; });
         segs.forEach((s) => { s.data = {x0: [], y0: [], x1: [], y1: []}; });
+        if (src.selected.indices.length > 1) E.showRegion(src.selected.indices);
         return;
     }
     const k = cfg.k;
@@ -917,7 +931,7 @@ def sentence_explorer(
         what="sentence",
         default_view=default_view(views),
         label_chars=10,
-        label_cells=(6.0, 30.0),
+        label_cells=(5.0, 28.0),
         raster_above=raster_above,
     )
 
@@ -1061,7 +1075,7 @@ def compare_page(
         what="sentence",
         default_view=default_view({vid: views_a[p[0]] for vid, p in pairs.items()}),
         label_chars=10,
-        label_cells=(5.0, 28.0),
+        label_cells=(4.0, 26.0),
         raster_above=raster_above,
     )
 

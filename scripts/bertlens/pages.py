@@ -48,10 +48,11 @@ def label_levels(
 ) -> np.ndarray:
     """The zoom level (0 … ``levels``) from which each point's label is drawn, or ``NEVER``.
 
-    At level L the plane is cut into ``cells[0] * 2**L`` columns and ``cells[1] * 2**L`` rows (about
-    one label's box at a zoom factor of 2**L); each cell labels one point: the one labelled at a
-    coarser level, else its first in ``priority`` order. Cells nest, so a label once shown stays
-    shown when zooming further in."""
+    At level L a label takes a box of 1 / (``cells[0]`` * 2**L) of the map's width and
+    1 / (``cells[1]`` * 2**L) of its height (about one label at a zoom factor of 2**L). Going
+    down ``priority``, a point gets a label when its box is the first of its grid cell and holds
+    no labelled point within one box of it. Labels once placed stay at deeper levels (the boxes
+    only shrink), so zooming in only adds labels."""
     xy = np.asarray(xy, dtype=np.float64)
     out = np.full(len(xy), NEVER, dtype=np.int8)
     if not len(xy):
@@ -64,11 +65,34 @@ def label_levels(
     rank[np.asarray(priority)] = np.arange(len(priority))
     for level in range(levels + 1):
         nx, ny = int(cells[0] * 2**level), int(cells[1] * 2**level)
-        cell = (unit[:, 0] * nx).astype(np.int64) * ny + (unit[:, 1] * ny).astype(np.int64)
-        order = np.lexsort((rank, out == NEVER, cell))  # per cell: labelled first, then priority
+        w, h = 1.0 / nx, 1.0 / ny
+        cx, cy = (unit[:, 0] * nx).astype(np.int64), (unit[:, 1] * ny).astype(np.int64)
+        cell = cx * ny + cy
+        grid: dict[tuple[int, int], list[int]] = {}
+        for i in np.flatnonzero(out != NEVER):
+            grid.setdefault((cx[i], cy[i]), []).append(i)
+        # per free cell its first point in priority order: the candidates of this level
+        free = out == NEVER
+        order = np.lexsort((rank, cell))
+        order = order[free[order]]
+        if not len(order):
+            break
         first = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
-        new = first[out[first] == NEVER]
-        out[new] = level
+        for i in first[np.argsort(rank[first], kind="stable")]:
+            if (cx[i], cy[i]) in grid:
+                continue
+            near = (
+                j
+                for dx in (-1, 0, 1)
+                for dy in (-1, 0, 1)
+                for j in grid.get((cx[i] + dx, cy[i] + dy), ())
+            )
+            if any(
+                abs(unit[j, 0] - unit[i, 0]) < w and abs(unit[j, 1] - unit[i, 1]) < h for j in near
+            ):
+                continue
+            out[i] = level
+            grid[(cx[i], cy[i])] = [i]
     return out
 
 
