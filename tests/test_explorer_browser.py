@@ -105,6 +105,30 @@ def pages(tmp_path_factory):
     vknn = knn_cosine(x, 8)
     vocab_explorer(vproj, vocab, vknn, "synthetic-en", str(out / "vocab.html"), budget=1000)
 
+    # a Japanese vocabulary (part-of-speech colour through MeCab, Japanese labels)
+    ja_groups = [
+        ["日本", "東京", "大阪", "京都", "アメリカ", "フランス", "中国", "韓国"],
+        ["研究", "調査", "実験", "大学", "科学", "論文"],
+        ["優勝", "チャンピオン", "勝利", "試合", "選手", "メダル"],
+        ["食べる", "飲む", "行く", "来る", "見る", "##る", "##た"],
+        ["の", "に", "は", "を", "が", "です", "ます", "とても", "美しい"],
+        ["1", "2", "3", "2020", "##0", "年", "月", "日"],
+    ]
+    ja_tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    ja_rows = [rng.normal(size=16) * 0.1 for _ in ja_tokens]
+    for words in ja_groups:
+        center = rng.normal(size=16) * 3
+        for w in words:
+            ja_tokens.append(w)
+            ja_rows.append(center + rng.normal(size=16))
+    ja_x = np.asarray(ja_rows, dtype=np.float32)
+    ja_freq = rng.integers(1, 200, size=len(ja_tokens))
+    ja_vocab, ja_proj = vocab_tables(ja_x, ja_tokens, ja_freq, np.arange(len(ja_tokens)))
+    vocab_explorer(
+        ja_proj, ja_vocab, knn_cosine(ja_x, 5), "synthetic-ja", str(out / "vocab_ja.html"),
+        budget=1000, mecab_dic="ipadic",
+    )  # fmt: skip
+
     # sentences: 150 in three topics, 3 layers (0 … 2) of a model A and 5 (0 … 4) of a model B
     topics = ["The team won the championship", "Researchers study the brain", "Tokyo is in Japan"]
     texts = [f"{topics[i % 3]} number {i}." for i in range(150)]
@@ -153,6 +177,7 @@ def pages(tmp_path_factory):
     attention_page(maps, "synthetic: attention", str(out / "attention.html"))
     return {
         "dir": out,
+        "ja_tokens": ja_tokens,
         "tokens": tokens,
         "vknn": vknn,
         "texts": texts,
@@ -431,4 +456,74 @@ def test_token_labels_appear_as_the_user_zooms_in(pages):
         assert shown_now == state["labels"]
         assert len(set(shown_now) & set(tokens)) == len(set(shown_now))
         shot(page, "labels_zoomed_sports.png")
+    assert not errors, errors
+
+
+def test_japanese_token_map_labels_and_part_of_speech(pages):
+    """Japanese labels are drawn (a CJK font where installed) and tokens colour by the part of
+    speech (MeCab) of the word they start."""
+    with browser_page() as (page, errors):
+        open_page(page, pages["dir"] / "vocab_ja.html")
+        first = labels_of(page)
+        assert any(any("\u3040" <= c <= "\u9fff" for c in t) for t in first), first
+        options = page.locator("select").nth(1).locator("option").all_inner_texts()
+        assert "part of speech (word start)" in options
+        page.locator("select").nth(1).select_option("part of speech (word start)")
+        page.wait_for_timeout(300)
+        legend = div_text(page, "legend")
+        for pos in ("名詞", "動詞", "助詞", "## continuation", "special"):
+            assert pos in legend, legend
+        page.locator("select").nth(1).select_option("character class")
+        page.wait_for_timeout(300)
+        legend = div_text(page, "legend")
+        for kind in ("kanji", "hiragana", "katakana", "digit", "## continuation"):
+            assert kind in legend, legend
+        page.locator("select").nth(1).select_option("part of speech (word start)")
+        page.wait_for_timeout(300)
+        shot(page, "labels_japanese_pos.png")
+        # every token gets its label once zoomed in enough (few tokens, distinct positions)
+        xy = page.evaluate(
+            "(() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+            " const i = Array.from(d.token).indexOf('東京');"
+            " return [d.x0_0[i], d.y0_0[i], Math.max(...d.x0_0) - Math.min(...d.x0_0),"
+            " Math.max(...d.y0_0) - Math.min(...d.y0_0)]; })()"
+        )
+        state = zoom_to(page, xy[0], xy[1], xy[2] / 6, xy[3] / 6)
+        assert "東京" in state["labels"], state
+        shot(page, "labels_japanese_zoomed.png")
+    assert not errors, errors
+
+
+def test_compare_page_linked_selection_of_a_region(pages):
+    """Box-select a region in one model's map: the same sentences are selected (highlighted) in
+    the other model's map, and the panel lists them."""
+    with browser_page(width=1500, height=1300) as (page, errors):
+        open_page(page, pages["dir"] / "compare.html")
+        # the box-select tool of the first map's toolbar, then a drag over its left half
+        page.locator(".bk-tool-icon-box-select").first.click()
+        canvas = page.locator("canvas").first.bounding_box()
+        x0, y0 = canvas["x"] + canvas["width"] * 0.05, canvas["y"] + canvas["height"] * 0.05
+        x1, y1 = canvas["x"] + canvas["width"] * 0.5, canvas["y"] + canvas["height"] * 0.95
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+        page.mouse.move(x1, y1, steps=5)
+        page.mouse.up()
+        page.wait_for_function("window.bertlensLastRegion && window.bertlensLastRegion.count > 1")
+        region = page.evaluate("window.bertlensLastRegion")
+        state = page.evaluate(
+            "(() => { const d = Bokeh.documents[0]; const a = d.get_model_by_name('main0');"
+            " const b = d.get_model_by_name('main1'); const f = d.get_model_by_name('figure0');"
+            " const g = a.glyph; return {a: Array.from(a.data_source.selected.indices),"
+            " b: Array.from(b.data_source.selected.indices), x: Array.from(a.data_source.data"
+            "[g.x.field]), xr: [f.x_range.start, f.x_range.end]}; })()"
+        )
+        assert state["a"] == state["b"] and len(state["a"]) == region["count"]
+        assert 1 < region["count"] < 150
+        # the selected sentences are those left of the drag's right edge in the first map
+        mid = state["xr"][0] + (state["xr"][1] - state["xr"][0]) * 0.5
+        assert all(state["x"][i] <= mid + 1e-6 for i in state["a"])
+        panel = div_text(page, "panel")
+        assert f"<b>{region['count']}</b> sentences selected" in panel
+        shot(page, "explorer_compare_linked_region.png")
     assert not errors, errors
