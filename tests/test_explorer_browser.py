@@ -527,3 +527,87 @@ def test_compare_page_linked_selection_of_a_region(pages):
         assert f"<b>{region['count']}</b> sentences selected" in panel
         shot(page, "explorer_compare_linked_region.png")
     assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def snow_sized_page(tmp_path_factory):
+    """A sentence map of 84,300 sentences (SNOW T15 + T23's size): synthetic SNOW-format text,
+    synthetic 2-D coordinates (a mixture of clusters) for t-SNE and PCA at three layers, random
+    neighbour lists; above raster_above, so every sentence is drawn by datashader."""
+    from bertlens.synthetic import synthetic_corpus
+
+    n = 84_300
+    corpus = synthetic_corpus(n, seed=0)
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame(
+        {
+            "id": corpus["ID"].astype(str),
+            "source": np.where(np.arange(n) < 50_000, "T15", "T23"),
+            "text": corpus["#やさしい日本語"].astype(str),
+            "length": corpus["#やさしい日本語"].astype(str).str.len().to_numpy() // 2 + 2,
+        }
+    )
+    centres = rng.normal(size=(40, 2)) * 20
+    parts = []
+    for layer in (0, 6, 12):
+        topic = rng.integers(0, 40, size=n)
+        for method in ("tsne", "pca"):
+            xy = centres[topic] + rng.normal(size=(n, 2)) * (1.5 if method == "tsne" else 6)
+            part = meta.copy()
+            part["layer"], part["pooling"], part["method"] = layer, "mean", method
+            part["x"], part["y"] = xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32)
+            parts.append(part)
+    k = 10
+    knn = {
+        ("mean", layer): (
+            rng.integers(0, n, size=(n, k)).astype(np.int32),
+            np.sort(rng.random(size=(n, k)).astype(np.float32), axis=1),
+        )
+        for layer in (0, 6, 12)
+    }
+    clusters = {key: rng.integers(0, 8, size=n).astype(np.uint8) for key in knn}
+    toks = [" ".join(t[:40]) for t in meta["text"]]
+    path = tmp_path_factory.mktemp("snow") / "sentences.html"
+    facts = sentence_explorer(
+        pd.concat(parts, ignore_index=True), toks, knn, "snow-sized", str(path),
+        budget=10_000, raster_above=50_000, clusters=clusters,
+    )  # fmt: skip
+    return path, facts, meta
+
+
+def test_snow_sized_sentence_page_size_and_render_time(snow_sized_page):
+    """84,300 sentences: the page stays under 15 MB and Chromium renders it within 5 s (from
+    navigation start until bokeh's document is idle); the density image is drawn, the sample
+    is interactive (search, click -> neighbours)."""
+    path, facts, meta = snow_sized_page
+    size = path.stat().st_size
+    assert facts["points"] == 84_300 and facts["shown"] == 10_000
+    assert size <= 15_000_000, size
+    with browser_page() as (page, errors):
+        page.goto(path.as_uri())
+        page.wait_for_function(
+            "window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+            " && Object.keys(Bokeh.index).length > 0",
+            timeout=60000,
+        )
+        ms = page.evaluate("performance.now()")
+        header = div_text(page, "header")
+        assert "all 84,300 points drawn as a density image (datashader)" in header
+        page.wait_for_selector("canvas")  # (playwright's selectors reach into shadow roots)
+        visible = "(v) => Bokeh.documents[0].get_model_by_name('raster0_' + v).visible"
+        # views: t-SNE, PCA at layers 0, 6, 12; the page opens on t-SNE at layer 12
+        assert [page.evaluate(visible, v) for v in range(6)] == [0, 0, 0, 0, 1, 0]
+        found = search(page, "東京")
+        assert found["hits"] > 0
+        sel = select_point(page, 3)
+        assert len(sel["neighbors"][0]) == 10
+        shot(page, "snow_sized_sentences.png")
+        state = zoom_to(page, 0.0, 0.0, 8.0, 8.0)
+        assert state["labels"]
+        shot(page, "snow_sized_sentences_zoomed.png")
+    print(f"\n84,300-sentence page: {size / 1e6:.2f} MB, rendered in {ms / 1000:.2f} s")
+    (ARTIFACTS / "snow_sized_page.json").write_text(
+        json.dumps({"bytes": size, "render_ms": round(ms), "shown": facts["shown"]})
+    )
+    assert ms <= 5000, ms
+    assert not errors, errors

@@ -320,6 +320,7 @@ def build_page(
             width=width,
             height=height,
             rasters=images,
+            shown_raster=v0,
             point_size=4 if not big else 3,
         )
         fig, main = pf.figure, pf.main
@@ -332,8 +333,8 @@ def build_page(
         main.name = f"main{p}"
         fig.name = f"figure{p}"
         pf.labels.name = f"labels{p}"
-        for r in pf.rasters:
-            r.name = f"raster{p}"
+        for v, r in enumerate(pf.rasters):
+            r.name = f"raster{p}_{v}"
         hl = ColumnDataSource(data={"i": [], "x": [], "y": [], "label": []}, name=f"search{p}")
         fig.scatter("x", "y", source=hl, size=11, fill_alpha=0, line_color="#ff7f00", line_width=2)
         fig.add_layout(
@@ -603,6 +604,8 @@ E.updateLabels = function () {
             out.text.push(t.length > cfg.labelChars ? t.slice(0, cfg.labelChars) + '…' : t);
         }
         labels[p].data = out;
+        // the density image has a fixed resolution: fainter once its pixels grow large
+        rasters[p].forEach((r) => { r.glyph.global_alpha = level >= 3 ? 0.35 : 1.0; });
         shown.push({level: level, labels: out.text.slice()});
     });
     window.bertlensLabels = shown;

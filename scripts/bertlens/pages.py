@@ -10,6 +10,7 @@ the page shows by zoom level (a static page has no server to re-run holoviews on
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,26 @@ def standalone_html(layout, title: str) -> str:
     # (bokeh adds the scripts of every imported model class, used or not, and clones resources
     # on the way, so the switch has to be on the class for the duration of this call)
     with mock.patch.object(Resources, "_collect_external_resources", lambda self, attr: []):
-        return file_html(layout, INLINE, title)
+        page = file_html(layout, INLINE, title)
+    return _DOC_JSON.sub(lambda m: m.group(1) + unescape_json(m.group(2)) + m.group(3), page)
+
+
+_DOC_JSON = re.compile(r'(<script type="application/json"[^>]*>)(.*?)(</script>)', re.S)
+_U_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})")
+
+
+def unescape_json(text: str) -> str:
+    """bokeh writes every non-ASCII character of the page's data as a 6-byte ``\\uXXXX`` escape;
+    written as UTF-8 instead, Japanese text takes half the bytes. ASCII escapes (``<``, ``>``,
+    ``&``, which keep the script element closed) and surrogate halves stay escaped."""
+
+    def one(m: re.Match) -> str:
+        code = int(m.group(2), 16)
+        if code < 0x80 or 0xD800 <= code <= 0xDFFF:
+            return m.group(0)
+        return m.group(1) + chr(code)
+
+    return _U_ESCAPE.sub(one, text)
 
 
 def label_levels(
@@ -148,8 +168,9 @@ def pane_figure(
     height: int,
     rasters: list[tuple[tuple[float, float, float, float], np.ndarray]],
     point_size: float,
+    shown_raster: int = 0,
 ) -> PaneFigure:
-    """One pane: density images ((bounds, uint8 image) per view, only the first visible), the points and the zoom
+    """One pane: density images ((bounds, uint8 image) per view, only ``shown_raster`` visible), the points and the zoom
     labels, composed as a holoviews overlay and rendered to a bokeh figure."""
     hv = _hv()
     from bokeh.core.properties import value
@@ -198,7 +219,7 @@ def pane_figure(
     kinds = {type(r.glyph).__name__: r for r in renderers}
     images = [r for r in renderers if type(r.glyph).__name__ == "Image"]
     for i, r in enumerate(images):
-        r.visible = i == 0
+        r.visible = i == shown_raster
     main = kinds["Scatter"]
     # a little offset keeps the text beside its point, as the seed's xoffset did
     kinds["Text"].glyph.text_font = value(LABEL_FONT)  # Japanese glyphs where installed
