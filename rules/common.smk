@@ -48,6 +48,7 @@ localrules:
     attention_png,
     attention_page,
     compare,
+    export_projector,
 
 
 def source_file(name):
@@ -166,6 +167,8 @@ def all_outputs():
             f"results/plots/{name}/sentences.png",
         ]
     out += explore_outputs()
+    if config["export"]["projector"]:
+        out += [f"results/export/{name}" for name in MODELS]
     return out
 
 
