@@ -85,6 +85,27 @@ def test_tsne_separates_clusters_and_pca_shapes():
     assert between > 2 * within
 
 
+def test_umap_separates_clusters_reproducibly():
+    """UMAP (umap-learn) is the third method: same dispatch, same clusters kept apart, the same
+    coordinates again with the same seed."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 20)) * 10
+    x = np.concatenate([c + rng.normal(size=(40, 20)) for c in centers]).astype(np.float32)
+    settings = {"n_neighbors": 10, "min_dist": 0.1, "metric": "cosine", "seed": 7}
+    coords, facts = project(x, ["umap"], {}, umap=settings)
+    again, _ = project(x, ["umap"], {}, umap=settings)
+    y = coords["umap"]
+    assert y.shape == (120, 2) and np.isfinite(y).all()
+    assert facts["umap"]["n_neighbors"] == 10 and facts["umap"]["points"] == 120
+    np.testing.assert_allclose(y, again["umap"])
+    groups = [y[i * 40 : (i + 1) * 40] for i in range(3)]
+    within = np.mean([np.linalg.norm(g - g.mean(0), axis=1).mean() for g in groups])
+    between = min(
+        np.linalg.norm(groups[a].mean(0) - groups[b].mean(0)) for a, b in ((0, 1), (0, 2), (1, 2))
+    )
+    assert between > 2 * within
+
+
 def test_tsne_is_reproducible_with_a_seed():
     x = np.random.default_rng(0).normal(size=(80, 10)).astype(np.float32)
     a, _ = tsne_2d(x, 8, seed=3, n_iter=100)
