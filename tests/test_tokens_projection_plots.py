@@ -148,3 +148,25 @@ def test_japanese_labels_render_with_a_japanese_font(tmp_path):
     assert not [w for w in caught if "missing from font" in str(w.message)]
     font = font_manager.findfont(font_manager.FontProperties())
     assert "ipaex" in font.lower()
+
+
+def test_zoom_label_levels_never_overlap_and_put_frequent_tokens_first():
+    """The map's labels: at every zoom level no two label boxes overlap, the first token in
+    priority order is labelled at zoom 1, and a label once shown stays shown deeper in."""
+    from bertlens.pages import NEVER, label_levels
+
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2)) * 0.01 + 3])
+    priority = rng.permutation(len(xy))
+    cells = (7.0, 30.0)
+    levels = label_levels(xy, priority, cells)
+    assert levels[priority[0]] == 0
+    unit = (xy - xy.min(0)) / np.ptp(xy, axis=0)
+    for level in range(8):
+        on = np.flatnonzero(levels <= level)
+        d = np.abs(unit[on, None, :] - unit[None, on, :])
+        clash = (d[..., 0] * cells[0] * 2**level < 1) & (d[..., 1] * cells[1] * 2**level < 1)
+        assert clash.sum() == len(on), level  # only each label with itself
+    assert 20 <= (levels == 0).sum() <= 7 * 30
+    # the dense blob (3,000 points in about 1% of the map) gets labels only as one zooms in
+    assert (levels[3000:] == 0).sum() <= 2 and (levels[3000:] != NEVER).sum() > 50

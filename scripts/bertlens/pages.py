@@ -69,10 +69,10 @@ def label_levels(
     """The zoom level (0 … ``levels``) from which each point's label is drawn, or ``NEVER``.
 
     At level L a label takes a box of 1 / (``cells[0]`` * 2**L) of the map's width and
-    1 / (``cells[1]`` * 2**L) of its height (about one label at a zoom factor of 2**L). Going
-    down ``priority``, a point gets a label when its box is the first of its grid cell and holds
-    no labelled point within one box of it. Labels once placed stay at deeper levels (the boxes
-    only shrink), so zooming in only adds labels."""
+    1 / (``cells[1]`` * 2**L) of its height (about one label at a zoom factor of 2**L), and the
+    map is cut into a grid of such boxes. Going down ``priority``, the first free point of each
+    grid cell gets a label unless a labelled point lies within one box of it. Labels once placed
+    stay at deeper levels (boxes only shrink), so zooming in only adds labels."""
     xy = np.asarray(xy, dtype=np.float64)
     out = np.full(len(xy), NEVER, dtype=np.int8)
     if not len(xy):
@@ -85,34 +85,41 @@ def label_levels(
     rank[np.asarray(priority)] = np.arange(len(priority))
     for level in range(levels + 1):
         nx, ny = int(cells[0] * 2**level), int(cells[1] * 2**level)
-        w, h = 1.0 / nx, 1.0 / ny
         cx, cy = (unit[:, 0] * nx).astype(np.int64), (unit[:, 1] * ny).astype(np.int64)
-        cell = cx * ny + cy
-        grid: dict[tuple[int, int], list[int]] = {}
-        for i in np.flatnonzero(out != NEVER):
-            grid.setdefault((cx[i], cy[i]), []).append(i)
-        # per free cell its first point in priority order: the candidates of this level
-        free = out == NEVER
-        order = np.lexsort((rank, cell))
-        order = order[free[order]]
-        if not len(order):
+        # one labelled point per cell at most (boxes of coarser levels are twice as large)
+        occ = np.full((nx + 2, ny + 2), -1, dtype=np.int64)
+        done = np.flatnonzero(out != NEVER)
+        occ[cx[done] + 1, cy[done] + 1] = done
+        free = np.flatnonzero((out == NEVER) & (occ[cx + 1, cy + 1] < 0))
+        if not len(free):
             break
-        first = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
-        for i in first[np.argsort(rank[first], kind="stable")]:
-            if (cx[i], cy[i]) in grid:
-                continue
-            near = (
-                j
-                for dx in (-1, 0, 1)
-                for dy in (-1, 0, 1)
-                for j in grid.get((cx[i] + dx, cy[i] + dy), ())
-            )
-            if any(
-                abs(unit[j, 0] - unit[i, 0]) < w and abs(unit[j, 1] - unit[i, 1]) < h for j in near
-            ):
-                continue
-            out[i] = level
-            grid[(cx[i], cy[i])] = [i]
+        cell = cx[free] * ny + cy[free]
+        order = free[np.lexsort((rank[free], cell))]
+        first = order[np.r_[True, np.diff(cx[order] * ny + cy[order]) != 0]]
+        first = first[np.argsort(rank[first], kind="stable")]
+        # few candidates (wide zoom, where priority shows most): one at a time, in priority
+        # order; many: in four batches of non-adjacent cells (no conflicts within a batch)
+        batches = (
+            [first[i : i + 1] for i in range(len(first))]
+            if len(first) <= 300
+            else [
+                first[(cx[first] % 2 == a) & (cy[first] % 2 == b)] for a in (0, 1) for b in (0, 1)
+            ]
+        )
+        for batch in batches:
+            ok = np.ones(len(batch), dtype=bool)
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    j = occ[cx[batch] + 1 + dx, cy[batch] + 1 + dy]
+                    hit = j >= 0
+                    jj = j[hit]
+                    near = (np.abs(unit[jj, 0] - unit[batch[hit], 0]) * nx < 1) & (
+                        np.abs(unit[jj, 1] - unit[batch[hit], 1]) * ny < 1
+                    )
+                    ok[np.flatnonzero(hit)[near]] = False
+            take = batch[ok]
+            out[take] = level
+            occ[cx[take] + 1, cy[take] + 1] = take
     return out
 
 
