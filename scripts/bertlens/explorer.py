@@ -1,6 +1,6 @@
 """Interactive explorer pages (standalone bokeh HTML, resources inlined so they render offline):
 token-embedding and sentence-embedding projections with hover text, search, colour by a metadata
-column, view selectors (t-SNE / PCA, pooling, layer), and a click → nearest-neighbours panel; and
+column, view selectors (t-SNE / PCA / UMAP, pooling, layer), and a click → nearest-neighbours panel; and
 the side-by-side comparison of two models (two figures sharing one data source, so selection and
 hover link: one row = one sentence).
 
@@ -156,7 +156,11 @@ def word_start_pos(tokens: Sequence[str], special: np.ndarray, mecab_dic: str) -
 
 
 def categorical(values: Sequence[Any]) -> Colour:
-    cats = sorted({str(v) for v in values})
+    """Category codes, the most common category first (it gets the palette's first colour)."""
+    from collections import Counter
+
+    counts = Counter(str(v) for v in values)
+    cats = sorted(counts, key=lambda c: (-counts[c], c))
     code = {c: i for i, c in enumerate(cats)}
     return Colour(np.asarray([code[str(v)] for v in values], dtype=np.uint8), cats)
 
@@ -814,7 +818,8 @@ def vocab_explorer(
         title=f"{model}: token embeddings explorer",
         note=html.escape(
             f"Each point is one of {len(base):,} entries of the input embedding matrix "
-            f"({n_vocab:,} rows); the selector switches t-SNE and PCA of the same points. Click a "
+            f"({n_vocab:,} rows); the selector switches {_names(methods)} of the same points. "
+            "Labels of the most frequent tokens are drawn on the map, more as you zoom in. Click a "
             f"token (or a search hit) to list its {knn[0].shape[1]} nearest neighbours among all "
             f"{n_vocab:,} rows by cosine distance in the original embedding space (computed by "
             "the pipeline, not from the 2-D picture); grey entries are not on the page."
@@ -828,6 +833,13 @@ def vocab_explorer(
         ),
         raster_above=raster_above,
     )
+
+
+METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
+
+
+def _names(methods) -> str:
+    return " / ".join(METHOD_NAMES.get(m, m) for m in dict.fromkeys(methods))
 
 
 def sentence_frames(projection: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -925,7 +937,8 @@ def sentence_explorer(
         title=f"{model}: sentence embeddings explorer",
         note=html.escape(
             f"Each point is one of {len(base):,} corpus sentences; the selectors switch the "
-            "projection (t-SNE / PCA of the same sentences), the pooling and the layer (0 = "
+            f"projection ({_names(v[0] for v in views.values())} of the same sentences), the "
+            "pooling and the layer (0 = "
             "embedding output). Click a sentence to list its nearest neighbours in the original "
             "space of that pooling and layer (cosine), computed by the pipeline."
         ),
