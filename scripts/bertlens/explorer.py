@@ -235,46 +235,7 @@ def build_page(
     view_ids = list(views)
     first = default_view or view_ids[0]
 
-    data: dict[str, Any] = {}
-    for col in dict.fromkeys([label, *(c for _, c in hover)]):
-        values = points[col].iloc[rows]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            arr = values.to_numpy()
-            data[col] = arr.astype(np.int32 if np.issubdtype(arr.dtype, np.integer) else np.float32)
-        else:
-            data[col] = values.astype(str).to_numpy(dtype=object)
-    for p, pane in enumerate(panes):
-        for v, vid in enumerate(view_ids):
-            xy = np.asarray(pane.coords[vid], dtype=np.float32)[rows]
-            data[f"x{p}_{v}"] = np.ascontiguousarray(xy[:, 0])
-            data[f"y{p}_{v}"] = np.ascontiguousarray(xy[:, 1])
-    colour_cfg = {}
-    for c, (name, colour) in enumerate(colours.items()):
-        entry: dict[str, Any] = {"categories": colour.categories}
-        if colour.per_view is not None:
-            entry["cols"] = {}
-            for v, vid in enumerate(view_ids):
-                vals = np.asarray(colour.per_view[vid])[rows]
-                data[f"c{c}_{v}"] = vals
-                entry["cols"][vid] = f"c{c}_{v}"
-            allv = np.concatenate([np.asarray(colour.per_view[vid]) for vid in view_ids])
-        else:
-            data[f"c{c}"] = np.asarray(colour.values)[rows]
-            entry["cols"] = {vid: f"c{c}" for vid in view_ids}
-            allv = np.asarray(colour.values)
-        if colour.categories:
-            entry["low"], entry["high"] = -0.5, len(colour.categories) - 0.5
-            entry["palette"] = [
-                CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(colour.categories))
-            ]
-        else:
-            finite = allv[np.isfinite(allv)] if allv.size else allv
-            lo = float(finite.min()) if finite.size else 0.0
-            hi = float(finite.max()) if finite.size else 1.0
-            lo = lo if colour.low is None else colour.low
-            hi = hi if colour.high is None else colour.high
-            entry["low"], entry["high"] = lo, (hi if hi > lo else lo + 1.0)
-        colour_cfg[name] = entry
+    data, colour_cfg = _page_columns(points, rows, label, hover, panes, view_ids, colours)
 
     src = ColumnDataSource(data=data, name="points")
     nn_src = ColumnDataSource(data=nn_data, name="neighbors")
@@ -300,15 +261,9 @@ def build_page(
     spans: list[dict[str, list[float]]] = []
     for p, pane in enumerate(panes):
         v0 = view_ids.index(first)
-        pane_cands, pane_spans, images = [], {}, []
-        for v, vid in enumerate(view_ids):
-            xy = np.column_stack([data[f"x{p}_{v}"], data[f"y{p}_{v}"]])
-            r, lv = label_candidates(xy, shown_priority, label_cells)
-            pane_cands.append(ColumnDataSource(data={"r": r, "l": lv}, name=f"cand{p}_{v}"))
-            pane_spans[vid] = [float(np.ptp(xy[:, 0])) or 1.0, float(np.ptp(xy[:, 1])) or 1.0]
-            if big:
-                full = np.asarray(pane.coords[vid], dtype=np.float32)
-                images.append((_bounds(full), density_image(full, _bounds(full), RASTER_SIZE)))
+        pane_cands, pane_spans, images = _pane_layers(
+            p, pane, data, view_ids, shown_priority, label_cells, big
+        )
         r0 = pane_cands[v0].data["r"]
         initial = r0[pane_cands[v0].data["l"] == 0]
         pf = pane_figure(
@@ -489,7 +444,86 @@ def build_page(
     }
 
 
+def _page_columns(
+    points: pd.DataFrame,
+    rows: np.ndarray,
+    label: str,
+    hover: list[tuple[str, str]],
+    panes: list[Pane],
+    view_ids: list[str],
+    colours: dict[str, Colour],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shared source's columns for the shown ``rows`` (label and hover columns, x/y per pane
+    and view, colour values) and each colour's configuration for the page's JavaScript."""
+    data: dict[str, Any] = {}
+    for col in dict.fromkeys([label, *(c for _, c in hover)]):
+        values = points[col].iloc[rows]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            arr = values.to_numpy()
+            data[col] = arr.astype(np.int32 if np.issubdtype(arr.dtype, np.integer) else np.float32)
+        else:
+            data[col] = values.astype(str).to_numpy(dtype=object)
+    for p, pane in enumerate(panes):
+        for v, vid in enumerate(view_ids):
+            xy = np.asarray(pane.coords[vid], dtype=np.float32)[rows]
+            data[f"x{p}_{v}"] = np.ascontiguousarray(xy[:, 0])
+            data[f"y{p}_{v}"] = np.ascontiguousarray(xy[:, 1])
+    colour_cfg = {}
+    for c, (name, colour) in enumerate(colours.items()):
+        entry: dict[str, Any] = {"categories": colour.categories}
+        if colour.per_view is not None:
+            entry["cols"] = {}
+            for v, vid in enumerate(view_ids):
+                vals = np.asarray(colour.per_view[vid])[rows]
+                data[f"c{c}_{v}"] = vals
+                entry["cols"][vid] = f"c{c}_{v}"
+            allv = np.concatenate([np.asarray(colour.per_view[vid]) for vid in view_ids])
+        else:
+            data[f"c{c}"] = np.asarray(colour.values)[rows]
+            entry["cols"] = {vid: f"c{c}" for vid in view_ids}
+            allv = np.asarray(colour.values)
+        if colour.categories:
+            entry["low"], entry["high"] = -0.5, len(colour.categories) - 0.5
+            entry["palette"] = [
+                CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(colour.categories))
+            ]
+        else:
+            finite = allv[np.isfinite(allv)] if allv.size else allv
+            lo = float(finite.min()) if finite.size else 0.0
+            hi = float(finite.max()) if finite.size else 1.0
+            lo = lo if colour.low is None else colour.low
+            hi = hi if colour.high is None else colour.high
+            entry["low"], entry["high"] = lo, (hi if hi > lo else lo + 1.0)
+        colour_cfg[name] = entry
+    return data, colour_cfg
+
+
 RASTER_SIZE = (480, 420)  # pixels of the density images
+
+
+def _pane_layers(
+    p: int,
+    pane: Pane,
+    data: dict[str, Any],
+    view_ids: list[str],
+    priority: np.ndarray,
+    label_cells: tuple[float, float],
+    big: bool,
+) -> tuple[list, dict[str, list[float]], list]:
+    """Per view of pane ``p``: its label candidates (a named source), the span of its shown
+    points (the zoom reference) and, for big pages, the density image of all its points."""
+    from bokeh.models import ColumnDataSource
+
+    cands, spans, images = [], {}, []
+    for v, vid in enumerate(view_ids):
+        xy = np.column_stack([data[f"x{p}_{v}"], data[f"y{p}_{v}"]])
+        r, lv = label_candidates(xy, priority, label_cells)
+        cands.append(ColumnDataSource(data={"r": r, "l": lv}, name=f"cand{p}_{v}"))
+        spans[vid] = [float(np.ptp(xy[:, 0])) or 1.0, float(np.ptp(xy[:, 1])) or 1.0]
+        if big:
+            full = np.asarray(pane.coords[vid], dtype=np.float32)
+            images.append((_bounds(full), density_image(full, _bounds(full), RASTER_SIZE)))
+    return cands, spans, images
 
 
 def _glyphs(renderer) -> list:
