@@ -112,6 +112,7 @@ def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
         "plot_sentences_png",
         "explore_vocab",
         "explore_sentences",
+        "export_projector",
         "all",
     }
     assert set(counts) == {"project", *downstream}, (counts, reasons)
