@@ -531,9 +531,11 @@ def test_compare_page_linked_selection_of_a_region(pages):
 
 @pytest.fixture(scope="module")
 def snow_sized_page(tmp_path_factory):
-    """A sentence map of 84,300 sentences (SNOW T15 + T23's size): synthetic SNOW-format text,
-    synthetic 2-D coordinates (a mixture of clusters) for t-SNE and PCA at three layers, random
-    neighbour lists; above raster_above, so every sentence is drawn by datashader."""
+    """A sentence map of 84,300 sentences (SNOW T15 + T23's size) with the views the SNOW
+    config projects (mean and CLS pooling, layers 0 / 6 / 12, t-SNE and PCA: 12 views, 6
+    neighbour sets): synthetic SNOW-format text, synthetic 2-D coordinates (a mixture of
+    clusters), random neighbour lists (more distinct off-page neighbours than real ones, so more
+    bytes); above raster_above, so every sentence is drawn by datashader."""
     from bertlens.synthetic import synthetic_corpus
 
     n = 84_300
@@ -549,20 +551,22 @@ def snow_sized_page(tmp_path_factory):
     )
     centres = rng.normal(size=(40, 2)) * 20
     parts = []
-    for layer in (0, 6, 12):
-        topic = rng.integers(0, 40, size=n)
-        for method in ("tsne", "pca"):
-            xy = centres[topic] + rng.normal(size=(n, 2)) * (1.5 if method == "tsne" else 6)
-            part = meta.copy()
-            part["layer"], part["pooling"], part["method"] = layer, "mean", method
-            part["x"], part["y"] = xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32)
-            parts.append(part)
+    for pooling in ("mean", "cls"):
+        for layer in (0, 6, 12):
+            topic = rng.integers(0, 40, size=n)
+            for method in ("tsne", "pca"):
+                xy = centres[topic] + rng.normal(size=(n, 2)) * (1.5 if method == "tsne" else 6)
+                part = meta.copy()
+                part["layer"], part["pooling"], part["method"] = layer, pooling, method
+                part["x"], part["y"] = xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32)
+                parts.append(part)
     k = 10
     knn = {
-        ("mean", layer): (
+        (pooling, layer): (
             rng.integers(0, n, size=(n, k)).astype(np.int32),
             np.sort(rng.random(size=(n, k)).astype(np.float32), axis=1),
         )
+        for pooling in ("mean", "cls")
         for layer in (0, 6, 12)
     }
     clusters = {key: rng.integers(0, 8, size=n).astype(np.uint8) for key in knn}
@@ -595,8 +599,8 @@ def test_snow_sized_sentence_page_size_and_render_time(snow_sized_page):
         assert "all 84,300 points drawn as a density image (datashader)" in header
         page.wait_for_selector("canvas")  # (playwright's selectors reach into shadow roots)
         visible = "(v) => Bokeh.documents[0].get_model_by_name('raster0_' + v).visible"
-        # views: t-SNE, PCA at layers 0, 6, 12; the page opens on t-SNE at layer 12
-        assert [page.evaluate(visible, v) for v in range(6)] == [0, 0, 0, 0, 1, 0]
+        # views: mean then CLS, each t-SNE and PCA at layers 0, 6, 12; it opens on mean t-SNE L12
+        assert [page.evaluate(visible, v) for v in range(12)] == [0, 0, 0, 0, 1] + [0] * 7
         found = search(page, "東京")
         assert found["hits"] > 0
         sel = select_point(page, 3)
