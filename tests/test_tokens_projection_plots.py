@@ -168,5 +168,8 @@ def test_zoom_label_levels_never_overlap_and_put_frequent_tokens_first():
         clash = (d[..., 0] * cells[0] * 2**level < 1) & (d[..., 1] * cells[1] * 2**level < 1)
         assert clash.sum() == len(on), level  # only each label with itself
     assert 20 <= (levels == 0).sum() <= 7 * 30
+    # points left out of the priority list (special tokens) never get a label
+    partial = label_levels(xy, priority[10:], cells)
+    assert (partial[priority[:10]] == NEVER).all() and (partial != NEVER).sum() > 1000
     # the dense blob (3,000 points in about 1% of the map) gets labels only as one zooms in
     assert (levels[3000:] == 0).sum() <= 2 and (levels[3000:] != NEVER).sum() > 50

@@ -861,10 +861,8 @@ def vocab_explorer(
         out_html=out_html,
         budget=budget,
         what="token",
-        # labels: frequent tokens first (ties by id), special and unused entries last
-        priority=np.lexsort(
-            (base["token_id"].to_numpy(), -base["frequency"].to_numpy(), special | unused)
-        ),
+        # labels: frequent tokens first (ties by id); special and unused entries get none
+        priority=_token_priority(base, special | unused),
         raster_above=raster_above,
     )
 
@@ -874,6 +872,12 @@ METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
 
 def _names(methods) -> str:
     return " / ".join(METHOD_NAMES.get(m, m) for m in dict.fromkeys(methods))
+
+
+def _token_priority(base: pd.DataFrame, excluded: np.ndarray) -> np.ndarray:
+    """Rows to label, most frequent first (ties by token id), without the ``excluded`` ones."""
+    order = np.lexsort((base["token_id"].to_numpy(), -base["frequency"].to_numpy()))
+    return order[~excluded[order]]
 
 
 def sentence_frames(projection: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -66,7 +66,8 @@ def unescape_json(text: str) -> str:
 def label_levels(
     xy: np.ndarray, priority: np.ndarray, cells: tuple[float, float], levels: int = MAX_LEVEL
 ) -> np.ndarray:
-    """The zoom level (0 … ``levels``) from which each point's label is drawn, or ``NEVER``.
+    """The zoom level (0 … ``levels``) from which each point's label is drawn, or ``NEVER``
+    (also for points left out of ``priority``).
 
     At level L a label takes a box of 1 / (``cells[0]`` * 2**L) of the map's width and
     1 / (``cells[1]`` * 2**L) of its height (about one label at a zoom factor of 2**L), and the
@@ -81,8 +82,8 @@ def label_levels(
     span = np.ptp(xy, axis=0)
     span[span == 0] = 1.0
     unit = np.clip((xy - lo) / span, 0, 1 - 1e-9)
-    rank = np.empty(len(xy), dtype=np.int64)
-    rank[np.asarray(priority)] = np.arange(len(priority))
+    rank = np.full(len(xy), len(xy), dtype=np.int64)  # points not in ``priority``: no label
+    rank[np.asarray(priority, dtype=np.int64)] = np.arange(len(priority))
     for level in range(levels + 1):
         nx, ny = int(cells[0] * 2**level), int(cells[1] * 2**level)
         cx, cy = (unit[:, 0] * nx).astype(np.int64), (unit[:, 1] * ny).astype(np.int64)
@@ -90,7 +91,7 @@ def label_levels(
         occ = np.full((nx + 2, ny + 2), -1, dtype=np.int64)
         done = np.flatnonzero(out != NEVER)
         occ[cx[done] + 1, cy[done] + 1] = done
-        free = np.flatnonzero((out == NEVER) & (occ[cx + 1, cy + 1] < 0))
+        free = np.flatnonzero((out == NEVER) & (rank < len(xy)) & (occ[cx + 1, cy + 1] < 0))
         if not len(free):
             break
         cell = cx[free] * ny + cy[free]
@@ -128,8 +129,8 @@ def label_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows that get a label at some zoom level, ordered by level then priority, and their levels."""
     levels = label_levels(xy, priority, cells)
-    rank = np.empty(len(xy), dtype=np.int64)
-    rank[np.asarray(priority)] = np.arange(len(priority))
+    rank = np.full(len(xy), len(xy), dtype=np.int64)
+    rank[np.asarray(priority, dtype=np.int64)] = np.arange(len(priority))
     rows = np.flatnonzero(levels != NEVER)
     rows = rows[np.lexsort((rank[rows], levels[rows]))]
     return rows.astype(np.int32), levels[rows].astype(np.uint8)
