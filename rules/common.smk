@@ -46,12 +46,13 @@ localrules:
     corpus,
     mecab_stats,
     plot_vocab_png,
-    plot_pages,
+    plot_sentences_png,
     explore_vocab,
     explore_sentences,
     attention_png,
     attention_page,
     compare,
+    export_projector,
 
 
 def source_file(name):
@@ -194,12 +195,12 @@ def all_outputs():
                 f"results/plots/{name}/vocab_{m}.png"
                 for m in config["projection"]["vocab"]["methods"]
             ),
-            f"results/plots/{name}/vocab.html",
             f"results/plots/{name}/sentences.png",
-            f"results/plots/{name}/sentences.html",
         ]
     out += explore_outputs()
     out += layer_outputs()
+    if config["export"]["projector"]:
+        out += [f"results/export/{name}" for name in MODELS]
     return out
 
 

@@ -99,7 +99,7 @@ rule explore_vocab:
         knn="results/neighbors/{model}/vocab_knn.npz",
         knn_facts="results/neighbors/{model}/knn.json",
         projection_facts="results/projection/{model}/vocab.json",
-        code=lib("explorer", "neighbors"),
+        code=lib("explorer", "neighbors", "pages", "models"),
     output:
         html=report(
             "results/explore/{model}/vocab.html",
@@ -114,6 +114,14 @@ rule explore_vocab:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["vocab"],
+        raster_above=config["explore"]["raster_above"],
+        methods=config["projection"]["vocab"]["methods"],
+        # Japanese models: colour tokens by the part of speech of the word they start
+        mecab_dic=lambda wc: (
+            None
+            if MODELS[wc.model]["column"] == "en"
+            else MODELS[wc.model].get("mecab_dic", "ipadic")
+        ),
     script:
         "../scripts/explore.py"
 
@@ -126,7 +134,10 @@ rule explore_sentences:
         knn="results/neighbors/{model}/sentences_knn.npz",
         knn_facts="results/neighbors/{model}/knn.json",
         projection_facts="results/projection/{model}/sentences.json",
-        code=lib("explorer", "neighbors"),
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        code=lib("explorer", "neighbors", "pages"),
     output:
         html=report(
             "results/explore/{model}/sentences.html",
@@ -141,6 +152,9 @@ rule explore_sentences:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["sentences"],
+        raster_above=config["explore"]["raster_above"],
+        methods=config["projection"]["sentences"]["methods"],
+        clusters=config["explore"]["clusters"],
     script:
         "../scripts/explore.py"
 
@@ -157,7 +171,7 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib("explorer", "neighbors", "plotting", "spread"),
+        code=lib("explorer", "neighbors", "plotting", "pages", "spread"),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(
@@ -190,6 +204,7 @@ rule compare:
         "../envs/plots.yaml"
     params:
         max_points=config["explore"]["max_points"]["sentences"],
+        raster_above=config["explore"]["raster_above"],
     script:
         "../scripts/compare.py"
 
@@ -258,3 +273,32 @@ rule attention_page:
         "../envs/plots.yaml"
     script:
         "../scripts/attention.py"
+
+
+rule export_projector:
+    input:
+        vocab="results/embeddings/{model}/vocab.npy",
+        vocab_table="results/embeddings/{model}/vocab.parquet",
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        facts="results/embeddings/{model}/facts.json",
+        vocab_projection="results/projection/{model}/vocab.parquet",
+        sentence_projection="results/projection/{model}/sentences.parquet",
+        code=lib("export", "explorer", "pages", "neighbors", "config"),
+    output:
+        folder=directory("results/export/{model}"),
+    log:
+        "results/logs/export/{model}.log",
+    benchmark:
+        "results/benchmarks/export/{model}.tsv"
+    conda:
+        "../envs/plots.yaml"
+    params:
+        sentence_layers=(
+            "all"
+            if config["export"]["sentence_layers"] == "all"
+            else config["projection"]["sentences"]["layers"]
+        ),
+    script:
+        "../scripts/export.py"

@@ -102,6 +102,12 @@ rule project:
     params:
         target=lambda wc: config["projection"][wc.target],
         tsne=config["projection"]["tsne"],
+        # only when UMAP is one of the methods: other projections do not rerun on its settings
+        umap=lambda wc: (
+            config["projection"]["umap"]
+            if "umap" in config["projection"][wc.target]["methods"]
+            else None
+        ),
         column=lambda wc: MODELS[wc.model]["column"],
     script:
         "../scripts/project.py"
@@ -122,7 +128,7 @@ rule plot_vocab_png:
     log:
         "results/logs/plot/{model}.vocab_{method}.log",
     wildcard_constraints:
-        method="tsne|pca",
+        method="tsne|pca|umap",
     conda:
         "../envs/plots.yaml"
     params:
@@ -131,38 +137,21 @@ rule plot_vocab_png:
         "../scripts/plot_vocab.py"
 
 
-rule plot_pages:
+rule plot_sentences_png:
     input:
-        vocab="results/projection/{model}/vocab.parquet",
         sentences="results/projection/{model}/sentences.parquet",
         code=lib("plotting"),
     output:
-        vocab_html=report(
-            "results/plots/{model}/vocab.html",
-            caption="../report/vocab_html.rst",
-            category="Embeddings",
-            subcategory="{model}",
-            labels={"model": "{model}", "figure": "vocabulary (interactive)"},
-        ),
-        sentences_png=report(
+        report(
             "results/plots/{model}/sentences.png",
             caption="../report/sentences_png.rst",
             category="Embeddings",
             subcategory="{model}",
             labels={"model": "{model}", "figure": "sentences by layer"},
         ),
-        sentences_html=report(
-            "results/plots/{model}/sentences.html",
-            caption="../report/sentences_html.rst",
-            category="Embeddings",
-            subcategory="{model}",
-            labels={"model": "{model}", "figure": "sentences (interactive)"},
-        ),
     log:
-        "results/logs/plot/{model}.pages.log",
+        "results/logs/plot/{model}.sentences.log",
     conda:
         "../envs/plots.yaml"
-    params:
-        max_html_points=config["plots"]["max_html_points"],
     script:
-        "../scripts/plot_pages.py"
+        "../scripts/plot_sentences.py"

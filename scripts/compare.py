@@ -54,6 +54,7 @@ def main(sm):
         names,
         sm.output.page,
         int(sm.params.max_points),
+        int(sm.params.raster_above),
     )
     for out in (sm.output.csv, sm.output.page):
         write_sidecar(out, models=list(names), layers=layers, **facts)

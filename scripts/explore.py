@@ -1,9 +1,15 @@
-"""Explorer pages of one model: the token-embedding and the sentence-embedding projections with
+"""Explorer pages of one model: the token map and the sentence map (holoviews) with zoom labels,
 search, colour selector, view selectors and the pipeline's nearest neighbours."""
 
 import numpy as np
 
-from bertlens.explorer import sentence_explorer, sentence_tokens, vocab_explorer
+from bertlens.explorer import (
+    sentence_clusters,
+    sentence_explorer,
+    sentence_frames,
+    sentence_tokens,
+    vocab_explorer,
+)
 from bertlens.io import read_json, read_table, write_sidecar
 from bertlens.neighbors import load_sentence_knn, search_notes
 from bertlens.stage import run
@@ -24,18 +30,31 @@ def main(sm):
             model,
             sm.output.html,
             budget,
-            search_notes({"vocab": knn_facts["vocab"]}, projection_facts),
+            raster_above=int(sm.params.raster_above),
+            mecab_dic=sm.params.mecab_dic,
+            notes=search_notes({"vocab": knn_facts["vocab"]}, projection_facts),
         )
     else:
         tokens = read_table(sm.input.tokens)
+        projection = read_table(sm.input.projection)
+        _, views = sentence_frames(projection)
+        clusters = sentence_clusters(
+            lambda pooling, layer: np.load(sm.input[f"sent_{pooling}"], mmap_mode="r")[layer],
+            [(v[1], v[2]) for v in views.values()],
+            n_clusters=int(sm.params.clusters),
+        )
         facts = sentence_explorer(
-            read_table(sm.input.projection),
+            projection,
             sentence_tokens(tokens["input_ids"], vocab),
             load_sentence_knn(sm.input.knn),
             model,
             sm.output.html,
             budget,
-            search_notes({k: v for k, v in knn_facts.items() if k != "vocab"}, projection_facts),
+            raster_above=int(sm.params.raster_above),
+            clusters=clusters,
+            notes=search_notes(
+                {k: v for k, v in knn_facts.items() if k != "vocab"}, projection_facts
+            ),
         )
     write_sidecar(sm.output.html, model=model, **facts)
 

@@ -18,7 +18,12 @@ def vocab(sm):
     x = np.load(sm.input.vocab, mmap_mode="r")[chosen["token_id"].to_numpy()]
     target = sm.params.target
     coords, facts = project(
-        np.asarray(x), target["methods"], sm.params.tsne, sm.threads, target["tsne_fit_max"]
+        np.asarray(x),
+        target["methods"],
+        sm.params.tsne,
+        sm.threads,
+        sm.params.umap,
+        target["tsne_fit_max"],
     )
     return long_table(chosen.reset_index(drop=True), coords), facts
 
@@ -49,7 +54,12 @@ def sentences(sm):
                 facts[f"{pooling}/layer{layer}"] = {"skipped": skip[(pooling, layer)]}
                 continue
             coords, f = project(
-                x, target["methods"], sm.params.tsne, sm.threads, target["tsne_fit_max"]
+                x,
+                target["methods"],
+                sm.params.tsne,
+                sm.threads,
+                sm.params.umap,
+                target["tsne_fit_max"],
             )
             parts.append(long_table(meta, coords, layer=layer, pooling=pooling))
             facts[f"{pooling}/layer{layer}"] = f

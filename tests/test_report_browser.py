@@ -40,31 +40,35 @@ def test_report_opens_and_lists_every_chapter(report_dir):
 
 
 def test_vocab_page_renders_and_search_highlights(tiny_run):
+    """The pipeline's token map (results/explore/, the one interactive page per projection)."""
     work, _, _ = tiny_run
-    page_path = work / "results" / "plots" / "tiny-en" / "vocab.html"
+    page_path = work / "results" / "explore" / "tiny-en" / "vocab.html"
     with browser_page() as (page, errors):
         page.goto(page_path.as_uri())
         page.wait_for_selector("canvas", timeout=20000)
         assert page.locator("canvas").count() >= 1
+        page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0")
+        labels = page.evaluate("Bokeh.documents[0].get_model_by_name('labels0').data.text.length")
         box = page.locator("input[type=text]").first
         box.fill("the")
         box.press("Enter")
         page.wait_for_timeout(500)
         hits = page.evaluate("window.bertlensLastSearch && window.bertlensLastSearch.hits")
         page.screenshot(path=str(ARTIFACTS / "vocab_page.png"))
+    assert labels >= 5  # token labels drawn on the map
     assert hits and hits >= 1
     assert not errors, errors
 
 
 def test_sentence_page_switches_views(tiny_run):
     work, _, _ = tiny_run
-    page_path = work / "results" / "plots" / "tiny-en" / "sentences.html"
+    page_path = work / "results" / "explore" / "tiny-en" / "sentences.html"
     with browser_page() as (page, errors):
         page.goto(page_path.as_uri())
         page.wait_for_selector("canvas", timeout=20000)
-        options = page.locator("select option").all_inner_texts()
-        assert any("layer 2" in o for o in options), options
-        page.locator("select").first.select_option(index=len(options) - 1)
-        page.wait_for_timeout(500)
+        layers = page.locator("select").nth(2).locator("option").all_inner_texts()
+        assert layers == ["0", "2"], layers
+        page.locator("select").nth(2).select_option("0")
+        page.wait_for_function("window.bertlensView && window.bertlensView.endsWith('L0')")
         page.screenshot(path=str(ARTIFACTS / "sentences_page.png"))
     assert not errors, errors

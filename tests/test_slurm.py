@@ -34,7 +34,7 @@ TINY_RULES = {
     "embed",
     "project",
     "plot_vocab_png",
-    "plot_pages",
+    "plot_sentences_png",
 }
 # Executor settings for this test cluster only, not for the profile: it has no accounting
 # database (job status from squeue; sacct cannot answer), and its jobs are short, so the first
@@ -110,7 +110,14 @@ def test_profile_matches_the_workflow():
     gpu = workflow_gpu_rules()
     assert profile["executor"] == "slurm"
     assert {"embed", "train_mlm", "padding"} <= gpu, gpu
-    assert {"all", "download", "corpus", "mecab_stats", "plot_vocab_png", "plot_pages"} <= local
+    assert {
+        "all",
+        "download",
+        "corpus",
+        "mecab_stats",
+        "plot_vocab_png",
+        "plot_sentences_png",
+    } <= local
     assert not local & gpu
     set_resources = profile.get("set-resources", {})
     assert set(set_resources) <= set(rules), f"unknown rules in set-resources: {set(set_resources)}"

@@ -85,6 +85,27 @@ def test_tsne_separates_clusters_and_pca_shapes():
     assert between > 2 * within
 
 
+def test_umap_separates_clusters_reproducibly():
+    """UMAP (umap-learn) is the third method: same dispatch, same clusters kept apart, the same
+    coordinates again with the same seed."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 20)) * 10
+    x = np.concatenate([c + rng.normal(size=(40, 20)) for c in centers]).astype(np.float32)
+    settings = {"n_neighbors": 10, "min_dist": 0.1, "metric": "cosine", "seed": 7}
+    coords, facts = project(x, ["umap"], {}, umap=settings)
+    again, _ = project(x, ["umap"], {}, umap=settings)
+    y = coords["umap"]
+    assert y.shape == (120, 2) and np.isfinite(y).all()
+    assert facts["umap"]["n_neighbors"] == 10 and facts["umap"]["points"] == 120
+    np.testing.assert_allclose(y, again["umap"])
+    groups = [y[i * 40 : (i + 1) * 40] for i in range(3)]
+    within = np.mean([np.linalg.norm(g - g.mean(0), axis=1).mean() for g in groups])
+    between = min(
+        np.linalg.norm(groups[a].mean(0) - groups[b].mean(0)) for a, b in ((0, 1), (0, 2), (1, 2))
+    )
+    assert between > 2 * within
+
+
 def test_tsne_is_reproducible_with_a_seed():
     x = np.random.default_rng(0).normal(size=(80, 10)).astype(np.float32)
     a, _ = tsne_2d(x, 8, seed=3, n_iter=100)
@@ -127,3 +148,28 @@ def test_japanese_labels_render_with_a_japanese_font(tmp_path):
     assert not [w for w in caught if "missing from font" in str(w.message)]
     font = font_manager.findfont(font_manager.FontProperties())
     assert "ipaex" in font.lower()
+
+
+def test_zoom_label_levels_never_overlap_and_put_frequent_tokens_first():
+    """The map's labels: at every zoom level no two label boxes overlap, the first token in
+    priority order is labelled at zoom 1, and a label once shown stays shown deeper in."""
+    from bertlens.pages import NEVER, label_levels
+
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2)) * 0.01 + 3])
+    priority = rng.permutation(len(xy))
+    cells = (7.0, 30.0)
+    levels = label_levels(xy, priority, cells)
+    assert levels[priority[0]] == 0
+    unit = (xy - xy.min(0)) / np.ptp(xy, axis=0)
+    for level in range(8):
+        on = np.flatnonzero(levels <= level)
+        d = np.abs(unit[on, None, :] - unit[None, on, :])
+        clash = (d[..., 0] * cells[0] * 2**level < 1) & (d[..., 1] * cells[1] * 2**level < 1)
+        assert clash.sum() == len(on), level  # only each label with itself
+    assert 20 <= (levels == 0).sum() <= 7 * 30
+    # points left out of the priority list (special tokens) never get a label
+    partial = label_levels(xy, priority[10:], cells)
+    assert (partial[priority[:10]] == NEVER).all() and (partial != NEVER).sum() > 1000
+    # the dense blob (3,000 points in about 1% of the map) gets labels only as one zooms in
+    assert (levels[3000:] == 0).sum() <= 2 and (levels[3000:] != NEVER).sum() > 50

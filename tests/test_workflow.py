@@ -47,14 +47,27 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     assert vocab.groupby("method").size().eq(400).all()
     sentences = pd.read_parquet(res / "projection" / "tiny-en" / "sentences.parquet")
     assert set(sentences["layer"]) == {0, 2}
-    for name in (
-        "vocab_tsne.png",
-        "vocab_pca.png",
-        "sentences.png",
-        "vocab.html",
-        "sentences.html",
-    ):
+    # PNGs in plots/, the one interactive page system (holoviews) in explore/
+    for name in ("vocab_tsne.png", "vocab_pca.png", "sentences.png"):
         assert (res / "plots" / "tiny-en" / name).stat().st_size > 1000, name
+    assert not list((res / "plots").rglob("*.html"))
+    for model in ("tiny-en", "tiny-ja"):
+        for name in ("vocab.html", "sentences.html"):
+            page = (res / "explore" / model / name).read_text(encoding="utf-8")
+            assert "labels0" in page and "cand0_0" in page, (model, name)
+    ja_vocab = (res / "explore" / "tiny-ja" / "vocab.html").read_text(encoding="utf-8")
+    assert "part of speech (word start)" in ja_vocab and "名詞" in ja_vocab
+    assert "cluster (k-means, original space)" in (
+        res / "explore" / "tiny-en" / "sentences.html"
+    ).read_text(encoding="utf-8")
+    # the TensorBoard Projector files: the input matrix, sentence vectors, projections
+    config = (res / "export" / "tiny-en" / "projector_config.pbtxt").read_text()
+    assert 'tensor_name: "vocab"' in config and 'tensor_name: "sentences_mean_L2"' in config
+    assert 'tensor_name: "vocab_tsne"' in config
+    exported = np.loadtxt(res / "export" / "tiny-en" / "vocab.tensors.tsv", delimiter="\t")
+    np.testing.assert_allclose(
+        exported, np.load(res / "embeddings" / "tiny-en" / "vocab.npy"), rtol=1e-5, atol=1e-6
+    )
     # provenance sidecars name model, tokenizer and versions
     meta = json.loads((res / "embeddings" / "tiny-en" / "sentences_mean.npy.meta.json").read_text())
     assert meta["model"] == "tiny-en"
@@ -94,7 +107,14 @@ def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts, proc.stdout[-3000:]
     reasons = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "reason:" in ln]
-    downstream = {"plot_vocab_png", "plot_pages", "explore_vocab", "explore_sentences", "all"}
+    downstream = {
+        "plot_vocab_png",
+        "plot_sentences_png",
+        "explore_vocab",
+        "explore_sentences",
+        "export_projector",
+        "all",
+    }
     assert set(counts) == {"project", *downstream}, (counts, reasons)
     assert counts["project"] == 4  # vocab and sentences of both models
 

@@ -1,6 +1,6 @@
 """Interactive explorer pages (standalone bokeh HTML, resources inlined so they render offline):
 token-embedding and sentence-embedding projections with hover text, search, colour by a metadata
-column, view selectors (t-SNE / PCA, pooling, layer), and a click → nearest-neighbours panel; and
+column, view selectors (t-SNE / PCA / UMAP, pooling, layer), and a click → nearest-neighbours panel; and
 the side-by-side comparison of two models (two figures sharing one data source, so selection and
 hover link: one row = one sentence).
 
@@ -29,6 +29,7 @@ import pandas as pd
 
 from .io import write_text
 from .neighbors import jaccard_rows, quantize_distances
+from .pages import density_image, label_candidates, pane_figure, standalone_html
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,14 @@ def compact_neighbors(
 
 
 def char_class(token: str, special: bool = False) -> str:
-    """Kind of a vocabulary entry by its first character (after a ``##`` prefix)."""
+    """Kind of a vocabulary entry: ``##`` continuation piece, else by its first character."""
     if special:
         return "special"
     if re.fullmatch(r"\[unused\d+\]|<unused:\d+>", token):
         return "unused"
-    t = token[2:] if token.startswith("##") and len(token) > 2 else token
-    c = t[:1]
+    if token.startswith("##") and len(token) > 2:
+        return "## continuation"
+    c = token[:1]
     if not c:
         return "other"
     o = ord(c)
@@ -136,8 +138,29 @@ def char_class(token: str, special: bool = False) -> str:
     return "other"
 
 
+def word_start_pos(tokens: Sequence[str], special: np.ndarray, mecab_dic: str) -> list[str]:
+    """Part of speech (MeCab's first feature) of each token that starts a word, tagging the token
+    on its own; ``##`` continuation pieces, special and unused entries get their own class."""
+    from .models import mecab_tagger
+
+    tagger = mecab_tagger(mecab_dic, wakati=False)
+    out = []
+    for token, sp in zip(tokens, special, strict=True):
+        kind = char_class(token, bool(sp))
+        if kind in ("special", "unused", "## continuation"):
+            out.append(kind)
+            continue
+        nodes = list(tagger(token))
+        out.append(nodes[0].feature[0] if nodes else "other")
+    return out
+
+
 def categorical(values: Sequence[Any]) -> Colour:
-    cats = sorted({str(v) for v in values})
+    """Category codes, the most common category first (it gets the palette's first colour)."""
+    from collections import Counter
+
+    counts = Counter(str(v) for v in values)
+    cats = sorted(counts, key=lambda c: (-counts[c], c))
     code = {c: i for i, c in enumerate(cats)}
     return Colour(np.asarray([code[str(v)] for v in values], dtype=np.uint8), cats)
 
@@ -170,8 +193,17 @@ def build_page(
     seed: int = 0,
     what: str = "point",
     default_view: str | None = None,
+    priority: np.ndarray | None = None,
+    label_chars: int = 12,
+    label_cells: tuple[float, float] = (7.0, 30.0),
+    raster_above: int = 50000,
 ) -> dict[str, Any]:
     """Write one explorer page; returns facts (points shown, sampling, bytes).
+
+    Labels: ``priority`` orders the rows of ``points`` for labelling (first = labelled at the
+    widest zoom; default: row order), each cut to ``label_chars`` characters, about
+    ``label_cells`` (columns, rows) labels across a pane at zoom 1. Above ``raster_above``
+    points, each pane draws every point as a datashader density image under the sample.
 
     ``points`` (one row per projected point, aligned with every pane's coordinates and with the
     colour values) holds ``label`` and the hover columns; ``uid`` are their indices in the
@@ -183,62 +215,27 @@ def build_page(
         ColumnDataSource,
         CustomJS,
         Div,
-        HoverTool,
         LabelSet,
         LinearColorMapper,
         Select,
-        TapTool,
         TextInput,
     )
     from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
 
     rows, sampling = sample_rows(len(points), budget, seed)
+    if len(points) > raster_above:
+        sampling = (
+            f"all {len(points):,} points drawn as a density image (datashader); "
+            + (f"{len(rows):,} of them" if len(rows) < len(points) else "every point")
+            + " interactive (hover, click, search"
+            + (f"; uniform random sample, seed {seed})" if len(rows) < len(points) else ")")
+        )
     shown = np.asarray(uid)[rows]
     nn_data, extra, k = compact_neighbors(shown, neighbors)
     view_ids = list(views)
     first = default_view or view_ids[0]
 
-    data: dict[str, Any] = {}
-    for col in dict.fromkeys([label, *(c for _, c in hover)]):
-        values = points[col].iloc[rows]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            arr = values.to_numpy()
-            data[col] = arr.astype(np.int32 if np.issubdtype(arr.dtype, np.integer) else np.float32)
-        else:
-            data[col] = values.astype(str).to_numpy(dtype=object)
-    for p, pane in enumerate(panes):
-        for v, vid in enumerate(view_ids):
-            xy = np.asarray(pane.coords[vid], dtype=np.float32)[rows]
-            data[f"x{p}_{v}"] = np.ascontiguousarray(xy[:, 0])
-            data[f"y{p}_{v}"] = np.ascontiguousarray(xy[:, 1])
-    colour_cfg = {}
-    for c, (name, colour) in enumerate(colours.items()):
-        entry: dict[str, Any] = {"categories": colour.categories}
-        if colour.per_view is not None:
-            entry["cols"] = {}
-            for v, vid in enumerate(view_ids):
-                vals = np.asarray(colour.per_view[vid])[rows]
-                data[f"c{c}_{v}"] = vals
-                entry["cols"][vid] = f"c{c}_{v}"
-            allv = np.concatenate([np.asarray(colour.per_view[vid]) for vid in view_ids])
-        else:
-            data[f"c{c}"] = np.asarray(colour.values)[rows]
-            entry["cols"] = {vid: f"c{c}" for vid in view_ids}
-            allv = np.asarray(colour.values)
-        if colour.categories:
-            entry["low"], entry["high"] = -0.5, len(colour.categories) - 0.5
-            entry["palette"] = [
-                CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(colour.categories))
-            ]
-        else:
-            finite = allv[np.isfinite(allv)] if allv.size else allv
-            lo = float(finite.min()) if finite.size else 0.0
-            hi = float(finite.max()) if finite.size else 1.0
-            lo = lo if colour.low is None else colour.low
-            hi = hi if colour.high is None else colour.high
-            entry["low"], entry["high"] = lo, (hi if hi > lo else lo + 1.0)
-        colour_cfg[name] = entry
+    data, colour_cfg = _page_columns(points, rows, label, hover, panes, view_ids, colours)
 
     src = ColumnDataSource(data=data, name="points")
     nn_src = ColumnDataSource(data=nn_data, name="neighbors")
@@ -251,36 +248,52 @@ def build_page(
     mapper = LinearColorMapper(
         palette=c0.get("palette") or Viridis256, low=c0["low"], high=c0["high"]
     )
-    figs, mains, hls, sels, lines_srcs = [], [], [], [], []
+    figs, mains, hls, sels, lines_srcs, label_srcs, cands, rasters = [], [], [], [], [], [], [], []
     width = 820 if len(panes) == 1 else 640
+    height = 700 if len(panes) == 1 else 600
+    big = len(points) > raster_above
+    order = np.arange(len(points)) if priority is None else np.asarray(priority)
+    pos = np.full(len(points), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    shown_priority = pos[order][pos[order] >= 0]  # page positions, most important first
+    texts = data[label].astype(str) if label in data else np.asarray([], dtype=str)
+    short = np.asarray([t[:label_chars] + ("…" if len(t) > label_chars else "") for t in texts])
+    spans: list[dict[str, list[float]]] = []
     for p, pane in enumerate(panes):
-        fig = figure(
-            title=pane.title,
-            width=width,
-            height=700 if len(panes) == 1 else 600,
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-            active_scroll="wheel_zoom",
-            output_backend="webgl",
-        )
         v0 = view_ids.index(first)
-        main = fig.scatter(
-            f"x{p}_{v0}",
-            f"y{p}_{v0}",
-            source=src,
-            size=4,
-            fill_alpha=0.7,
-            line_alpha=0,
-            fill_color={"field": c0["cols"][first], "transform": mapper},
-            hover_fill_color="#ff2200",
-            hover_fill_alpha=1.0,
-            hover_line_color="#000000",
-            hover_line_alpha=1.0,
-            nonselection_fill_alpha=0.25,
-            selection_fill_alpha=1.0,
-            selection_line_color="#000000",
-            selection_line_alpha=1.0,
+        pane_cands, pane_spans, images = _pane_layers(
+            p, pane, data, view_ids, shown_priority, label_cells, big
         )
+        r0 = pane_cands[v0].data["r"]
+        initial = r0[pane_cands[v0].data["l"] == 0]
+        pf = pane_figure(
+            title=pane.title,
+            x=data[f"x{p}_{v0}"],
+            y=data[f"y{p}_{v0}"],
+            labels={
+                "x": data[f"x{p}_{v0}"][initial],
+                "y": data[f"y{p}_{v0}"][initial],
+                "text": short[initial].tolist(),
+            },
+            hover=hover,
+            width=width,
+            height=height,
+            rasters=images,
+            shown_raster=v0,
+            point_size=4 if not big else 3,
+        )
+        fig, main = pf.figure, pf.main
+        # one shared source for every pane: selections link, the page switches views and colours
+        main.data_source = src
+        for g in _glyphs(main):
+            g.x, g.y = f"x{p}_{v0}", f"y{p}_{v0}"
+            if g is not main.hover_glyph:
+                g.fill_color = {"field": c0["cols"][first], "transform": mapper}
         main.name = f"main{p}"
+        fig.name = f"figure{p}"
+        pf.labels.name = f"labels{p}"
+        for v, r in enumerate(pf.rasters):
+            r.name = f"raster{p}_{v}"
         hl = ColumnDataSource(data={"i": [], "x": [], "y": [], "label": []}, name=f"search{p}")
         fig.scatter("x", "y", source=hl, size=11, fill_alpha=0, line_color="#ff7f00", line_width=2)
         fig.add_layout(
@@ -314,17 +327,15 @@ def build_page(
                 background_fill_alpha=0.6,
             )
         )
-        fig.add_tools(
-            HoverTool(tooltips=[(n, f"@{{{c}}}") for n, c in hover], renderers=[main]),
-            TapTool(renderers=[main]),
-        )
-        fig.xaxis.visible = False
-        fig.yaxis.visible = False
         figs.append(fig)
         mains.append(main)
         hls.append(hl)
         sels.append(sel)
         lines_srcs.append(seg)
+        label_srcs.append(pf.labels)
+        cands.append(pane_cands)
+        rasters.append(pf.rasters)
+        spans.append(pane_spans)
     bar = ColorBar(color_mapper=mapper, title=first_colour, visible=not c0["categories"])
     figs[-1].add_layout(bar, "right")
 
@@ -342,6 +353,9 @@ def build_page(
         "colours": colour_cfg,
         "viridis": list(Viridis256),
         "hover": hover,
+        "spans": spans,
+        "labelChars": label_chars,
+        "maxLabels": 400,
     }
     dim_values = {
         d: list(dict.fromkeys(vals[i] for vals in views.values())) for i, d in enumerate(dims)
@@ -383,8 +397,17 @@ def build_page(
         "selects": selects,
         "colour": colour_select,
         "search": search,
+        "figs": figs,
+        "labels": label_srcs,
+        "cands": cands,
+        "rasters": rasters,
     }
     lib = _JS_LIB.replace("__CFG__", _json(cfg))
+    zoom = CustomJS(args=args, code=lib + "E.updateLabels();")
+    for fig in figs:
+        for rng in (fig.x_range, fig.y_range):
+            rng.js_on_change("start", zoom)
+            rng.js_on_change("end", zoom)
     for s in selects:
         s.js_on_change("value", CustomJS(args=args, code=lib + "E.onView(cb_obj);"))
     colour_select.js_on_change("value", CustomJS(args=args, code=lib + "E.applyColour();"))
@@ -421,6 +444,113 @@ def build_page(
     }
 
 
+def _page_columns(
+    points: pd.DataFrame,
+    rows: np.ndarray,
+    label: str,
+    hover: list[tuple[str, str]],
+    panes: list[Pane],
+    view_ids: list[str],
+    colours: dict[str, Colour],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shared source's columns for the shown ``rows`` (label and hover columns, x/y per pane
+    and view, colour values) and each colour's configuration for the page's JavaScript."""
+    data: dict[str, Any] = {}
+    for col in dict.fromkeys([label, *(c for _, c in hover)]):
+        values = points[col].iloc[rows]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            arr = values.to_numpy()
+            data[col] = arr.astype(np.int32 if np.issubdtype(arr.dtype, np.integer) else np.float32)
+        else:
+            data[col] = values.astype(str).to_numpy(dtype=object)
+    for p, pane in enumerate(panes):
+        for v, vid in enumerate(view_ids):
+            xy = np.asarray(pane.coords[vid], dtype=np.float32)[rows]
+            data[f"x{p}_{v}"] = np.ascontiguousarray(xy[:, 0])
+            data[f"y{p}_{v}"] = np.ascontiguousarray(xy[:, 1])
+    colour_cfg = {}
+    for c, (name, colour) in enumerate(colours.items()):
+        entry: dict[str, Any] = {"categories": colour.categories}
+        if colour.per_view is not None:
+            entry["cols"] = {}
+            for v, vid in enumerate(view_ids):
+                vals = np.asarray(colour.per_view[vid])[rows]
+                data[f"c{c}_{v}"] = vals
+                entry["cols"][vid] = f"c{c}_{v}"
+            allv = np.concatenate([np.asarray(colour.per_view[vid]) for vid in view_ids])
+        else:
+            data[f"c{c}"] = np.asarray(colour.values)[rows]
+            entry["cols"] = {vid: f"c{c}" for vid in view_ids}
+            allv = np.asarray(colour.values)
+        if colour.categories:
+            entry["low"], entry["high"] = -0.5, len(colour.categories) - 0.5
+            entry["palette"] = [
+                CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(colour.categories))
+            ]
+        else:
+            finite = allv[np.isfinite(allv)] if allv.size else allv
+            lo = float(finite.min()) if finite.size else 0.0
+            hi = float(finite.max()) if finite.size else 1.0
+            lo = lo if colour.low is None else colour.low
+            hi = hi if colour.high is None else colour.high
+            entry["low"], entry["high"] = lo, (hi if hi > lo else lo + 1.0)
+        colour_cfg[name] = entry
+    return data, colour_cfg
+
+
+RASTER_SIZE = (480, 420)  # pixels of the density images
+
+
+def _pane_layers(
+    p: int,
+    pane: Pane,
+    data: dict[str, Any],
+    view_ids: list[str],
+    priority: np.ndarray,
+    label_cells: tuple[float, float],
+    big: bool,
+) -> tuple[list, dict[str, list[float]], list]:
+    """Per view of pane ``p``: its label candidates (a named source), the span of its shown
+    points (the zoom reference) and, for big pages, the density image of all its points."""
+    from bokeh.models import ColumnDataSource
+
+    cands, spans, images = [], {}, []
+    for v, vid in enumerate(view_ids):
+        xy = np.column_stack([data[f"x{p}_{v}"], data[f"y{p}_{v}"]])
+        r, lv = label_candidates(xy, priority, label_cells)
+        cands.append(ColumnDataSource(data={"r": r, "l": lv}, name=f"cand{p}_{v}"))
+        spans[vid] = [float(np.ptp(xy[:, 0])) or 1.0, float(np.ptp(xy[:, 1])) or 1.0]
+        if big:
+            full = np.asarray(pane.coords[vid], dtype=np.float32)
+            images.append((_bounds(full), density_image(full, _bounds(full), RASTER_SIZE)))
+    return cands, spans, images
+
+
+def _glyphs(renderer) -> list:
+    return [
+        g
+        for g in (
+            renderer.glyph,
+            renderer.selection_glyph,
+            renderer.nonselection_glyph,
+            renderer.hover_glyph,
+            renderer.muted_glyph,
+        )
+        if g is not None and not isinstance(g, str)
+    ]
+
+
+def _bounds(xy: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = np.maximum((hi - lo) * 0.02, 1e-6)
+    return (
+        float(lo[0] - pad[0]),
+        float(lo[1] - pad[1]),
+        float(hi[0] + pad[0]),
+        float(hi[1] + pad[1]),
+    )
+
+
 def _legend_html(name: str, entry: dict[str, Any]) -> str:
     cats = entry.get("categories")
     if not cats:
@@ -434,11 +564,7 @@ def _legend_html(name: str, entry: dict[str, Any]) -> str:
 
 
 def _write_bokeh(layout, title: str, out_html: str) -> None:
-    from bokeh.embed import file_html
-    from bokeh.resources import INLINE
-
-    # Inline resources: the CDN default renders blank offline.
-    write_text(out_html, file_html(layout, INLINE, title))
+    write_text(out_html, standalone_html(layout, title))
 
 
 # One library of page behaviour, prepended to every callback (callbacks share no scope).
@@ -482,10 +608,45 @@ E.applyView = function (vid) {
         const [xc, yc] = E.cols(p, vid);
         E.glyphs(r).forEach((g) => { g.x = {field: xc}; g.y = {field: yc}; });
     });
+    const v = cfg.viewIndex[vid];
+    rasters.forEach((list) => list.forEach((r, i) => { r.visible = i === v; }));
     E.applyColour();
     E.refreshSearch();
     E.showNeighbours();
+    E.updateLabels();
     window.bertlensView = vid;
+};
+// labels on the map: a view's candidates come ordered by zoom level, then priority; those whose
+// level the zoom has reached and that lie in the visible ranges are drawn (at most maxLabels)
+E.updateLabels = function () {
+    const vid = E.viewId() || Object.keys(cfg.views)[0];
+    const v = cfg.viewIndex[vid];
+    const shown = [];
+    figs.forEach((fig, p) => {
+        const xr = fig.x_range, yr = fig.y_range;
+        const [sx, sy] = cfg.spans[p][vid];
+        const zoom = Math.min(sx / Math.max(xr.end - xr.start, 1e-12),
+                              sy / Math.max(yr.end - yr.start, 1e-12));
+        const level = Math.floor(Math.log2(Math.max(zoom, 1e-9)) + 0.35);
+        const [xc, yc] = E.cols(p, vid);
+        const X = src.data[xc], Y = src.data[yc], T = src.data[cfg.label];
+        const R = cands[p][v].data.r, L = cands[p][v].data.l;
+        const out = {x: [], y: [], text: []};
+        for (let j = 0; j < R.length && L[j] <= level && out.x.length < cfg.maxLabels; j++) {
+            const i = R[j];
+            const x = X[i], y = Y[i];
+            if (x < xr.start || x > xr.end || y < yr.start || y > yr.end) continue;
+            const t = String(T[i]);
+            out.x.push(x);
+            out.y.push(y);
+            out.text.push(t.length > cfg.labelChars ? t.slice(0, cfg.labelChars) + '…' : t);
+        }
+        labels[p].data = out;
+        // the density image has a fixed resolution: fainter once its pixels grow large
+        rasters[p].forEach((r) => { r.glyph.global_alpha = level >= 3 ? 0.35 : 1.0; });
+        shown.push({level: level, labels: out.text.slice()});
+    });
+    window.bertlensLabels = shown;
 };
 E.applyColour = function () {
     const name = colour.value;
@@ -560,12 +721,25 @@ E.search = function () {
     window.bertlensLastSearch = {query: q, hits: hits.length,
                                  labels: hits.slice(0, 20).map((i) => String(lab[i]))};
 };
+// a region selected with the box or lasso tool: the shared source marks it in every map
+E.showRegion = function (idx) {
+    const lab = src.data[cfg.label];
+    const names = cfg.paneTitles.map(esc).join(' and ');
+    panel.text = '<p><b>' + idx.length + '</b> ' + esc(cfg.what) + 's selected; highlighted in ' +
+        names + ' (shift + drag adds, Esc or reset clears).</p>' +
+        idx.slice(0, 30).map((i) => '<a href="#" style="margin-right:6px" onclick="window.' +
+        'bertlensSelect(' + i + ');return false;">' + esc(String(lab[i]).slice(0, 60)) + '</a>')
+        .join(' ') + (idx.length > 30 ? ' …' : '');
+    window.bertlensLastRegion = {count: idx.length, indices: Array.from(idx.slice(0, 5000)),
+                                 labels: idx.slice(0, 20).map((i) => String(lab[i]))};
+};
 E.showNeighbours = function () {
     const i = src.selected.indices.length ? src.selected.indices[0] : null;
     const vid = E.viewId();
-    if (i === null || vid === null) {
+    if (i === null || vid === null || src.selected.indices.length > 1) {
         sels.forEach((s) => { s.data = {x: [], y: [], label: [], size: []}; });
         segs.forEach((s) => { s.data = {x0: [], y0: [], x1: [], y1: []}; });
+        if (src.selected.indices.length > 1) E.showRegion(src.selected.indices);
         return;
     }
     const k = cfg.k;
@@ -635,11 +809,14 @@ def vocab_explorer(
     model: str,
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
+    mecab_dic: str | None = None,
     notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The token-embedding explorer: one point per projected vocabulary entry, t-SNE / PCA
-    selector, neighbours over the whole input embedding matrix; ``notes``: how they were found
-    (``neighbors.search_notes``)."""
+    """The token-embedding explorer: one point per projected vocabulary entry, projection
+    selector, neighbours over the whole input embedding matrix. With ``mecab_dic`` (Japanese
+    models) the tokens can be coloured by the part of speech of the word they start;
+    ``notes``: how the neighbours were found (``neighbors.search_notes``)."""
     methods = list(dict.fromkeys(projection["method"]))
     base = projection[projection["method"] == methods[0]].reset_index(drop=True)
     coords = {}
@@ -648,15 +825,15 @@ def vocab_explorer(
         coords[m] = part.loc[base["token_id"], ["x", "y"]].to_numpy(np.float32)
     special = base["special"].to_numpy(bool) if "special" in base else np.zeros(len(base), bool)
     tokens = base["token"].astype(str)
+    unused = tokens.str.fullmatch(r"\[unused\d+\]|<unused:\d+>").to_numpy(bool)
     bare = tokens.str.replace(r"^##(?=.)", "", regex=True)
+    pos = None if mecab_dic is None else word_start_pos(tokens.tolist(), special, mecab_dic)
     colours = {
         "log10 frequency": linear(np.log10(base["frequency"].to_numpy() + 1)),
         "character class": categorical(
             [char_class(t, s) for t, s in zip(tokens, special, strict=True)]
         ),
-        "subword (##)": categorical(
-            np.where(tokens.str.startswith("##") & (tokens.str.len() > 2), "##piece", "word start")
-        ),
+        **({"part of speech (word start)": categorical(pos)} if pos is not None else {}),
         "length (characters)": linear(bare.str.len().to_numpy()),
         "seen in corpus": categorical(np.where(base["frequency"] > 0, "seen", "unseen")),
         "special token": categorical(np.where(special, "special", "ordinary")),
@@ -677,7 +854,8 @@ def vocab_explorer(
         title=f"{model}: token embeddings explorer",
         note=html.escape(
             f"Each point is one of {len(base):,} entries of the input embedding matrix "
-            f"({n_vocab:,} rows); the selector switches t-SNE and PCA of the same points. Click a "
+            f"({n_vocab:,} rows); the selector switches {_names(methods)} of the same points. "
+            "Labels of the most frequent tokens are drawn on the map, more as you zoom in. Click a "
             f"token (or a search hit) to list its {knn[0].shape[1]} nearest neighbours among all "
             f"{n_vocab:,} rows by cosine distance in the original embedding space (computed by "
             "the pipeline, not from the 2-D picture); grey entries are not on the page. "
@@ -686,7 +864,23 @@ def vocab_explorer(
         out_html=out_html,
         budget=budget,
         what="token",
+        # labels: frequent tokens first (ties by id); special and unused entries get none
+        priority=_token_priority(base, special | unused),
+        raster_above=raster_above,
     )
+
+
+METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}
+
+
+def _names(methods) -> str:
+    return " / ".join(METHOD_NAMES.get(m, m) for m in dict.fromkeys(methods))
+
+
+def _token_priority(base: pd.DataFrame, excluded: np.ndarray) -> np.ndarray:
+    """Rows to label, most frequent first (ties by token id), without the ``excluded`` ones."""
+    order = np.lexsort((base["token_id"].to_numpy(), -base["frequency"].to_numpy()))
+    return order[~excluded[order]]
 
 
 def sentence_frames(projection: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -742,11 +936,14 @@ def sentence_explorer(
     model: str,
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
+    clusters: dict[tuple[str, int], np.ndarray] | None = None,
     notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The sentence-embedding explorer: projection / pooling / layer selectors, neighbours of
-    each sentence in the selected pooling and layer; ``notes``: skipped layers, how neighbours
-    and maps were made (``neighbors.search_notes``)."""
+    each sentence in the selected pooling and layer; ``clusters`` (per (pooling, layer): one
+    cluster label per sentence) adds a colour that follows the pooling and layer; ``notes``:
+    skipped layers, how neighbours and maps were made (``neighbors.search_notes``)."""
     base, views = sentence_frames(projection)
     base = base.copy()
     base["tokens"] = tokens
@@ -762,6 +959,13 @@ def sentence_explorer(
         "length (characters)": linear(base["text"].astype(str).str.len().to_numpy()),
         "source": categorical(base["source"].astype(str)),
     }
+    if clusters:
+        n = max(int(c.max()) + 1 for c in clusters.values())
+        colours["cluster (k-means, original space)"] = Colour(
+            np.zeros(0),
+            [f"cluster {i}" for i in range(n)],
+            {vid: clusters[(v[1], v[2])].astype(np.uint8) for vid, v in views.items()},
+        )
     return build_page(
         points=base,
         uid=base["row"].to_numpy(),
@@ -776,7 +980,8 @@ def sentence_explorer(
         title=f"{model}: sentence embeddings explorer",
         note=html.escape(
             f"Each point is one of {len(base):,} corpus sentences; the selectors switch the "
-            "projection (t-SNE / PCA of the same sentences), the pooling and the layer (0 = "
+            f"projection ({_names(v[0] for v in views.values())} of the same sentences), the "
+            "pooling and the layer (0 = "
             "embedding output). Click a sentence to list its nearest neighbours in the original "
             "space of that pooling and layer (cosine), computed by the pipeline. " + " ".join(notes)
         ),
@@ -784,7 +989,41 @@ def sentence_explorer(
         budget=budget,
         what="sentence",
         default_view=default_view(views),
+        label_chars=10,
+        label_cells=(5.0, 28.0),
+        raster_above=raster_above,
     )
+
+
+def sentence_clusters(
+    load, keys: Sequence[tuple[str, int]], n_clusters: int = 8, seed: int = 0
+) -> dict[tuple[str, int], np.ndarray]:
+    """k-means (scikit-learn) of the unit-length sentence vectors ``load(pooling, layer)`` of each
+    (pooling, layer): a topic-like label per sentence, computed in the original space. A layer
+    whose vectors are all equal (CLS at layer 0) is one cluster."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    out = {}
+    for key in dict.fromkeys(keys):
+        x = np.asarray(load(*key), dtype=np.float32)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        if len(x) <= n_clusters or np.ptp(x, axis=0).max() == 0:
+            out[key] = np.zeros(len(x), dtype=np.uint8)
+            continue
+        if len(x) > 20000:  # SNOW-sized corpora: mini-batches, seconds instead of a minute
+            km = MiniBatchKMeans(
+                n_clusters=n_clusters, n_init=3, random_state=seed, batch_size=4096
+            )
+        else:
+            km = KMeans(n_clusters=n_clusters, n_init=2, random_state=seed, max_iter=100)
+        labels = km.fit_predict(x)
+        # number the clusters by size, largest first
+        order = np.argsort(-np.bincount(labels, minlength=n_clusters), kind="stable")
+        rank = np.empty(n_clusters, dtype=np.uint8)
+        rank[order] = np.arange(n_clusters)
+        out[key] = rank[labels]
+    return out
 
 
 def depth_layer(layer: int, layers_from: int, layers_to: int) -> int:
@@ -823,6 +1062,7 @@ def compare_page(
     names: tuple[str, str],
     out_html: str,
     budget: int,
+    raster_above: int = 50000,
 ) -> dict[str, Any]:
     """Two projections side by side, sharing one data source (same row = same sentence), with
     both models' neighbour lists of a clicked sentence and the per-sentence neighbourhood overlap
@@ -893,6 +1133,9 @@ def compare_page(
         budget=budget,
         what="sentence",
         default_view=default_view({vid: views_a[p[0]] for vid, p in pairs.items()}),
+        label_chars=10,
+        label_cells=(4.0, 26.0),
+        raster_above=raster_above,
     )
 
 

@@ -133,9 +133,11 @@ def project(
     methods: list[str],
     tsne: dict[str, Any],
     threads: int = 1,
+    umap: dict[str, Any] | None = None,
     fit_max: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """2-D coordinates of ``x`` by each method (t-SNE fitted on ``fit_max`` rows at most)."""
+    """2-D coordinates of ``x`` by each method (``umap``: UMAP settings; t-SNE fitted on
+    ``fit_max`` rows at most)."""
     coords: dict[str, np.ndarray] = {}
     facts: dict[str, Any] = {}
     for method in methods:
@@ -155,9 +157,47 @@ def project(
                 threads=threads,
                 fit_max=fit_max,
             )
+        elif method == "umap":
+            coords["umap"], facts["umap"] = umap_2d(x, threads=threads, **(umap or {}))
         else:
-            raise UserError(f"unknown projection method '{method}'; use tsne or pca")
+            raise UserError(f"unknown projection method '{method}'; use tsne, pca or umap")
     return coords, facts
+
+
+def umap_2d(
+    x: np.ndarray,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    seed: int = 42,
+    threads: int = 1,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """2-D UMAP (umap-learn) of ``x``; returns the coordinates and facts (seconds)."""
+    import umap
+
+    started = time.perf_counter()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n_neighbors = max(2, min(n_neighbors, len(x) - 1))
+    # a seed makes umap-learn run single-threaded (reproducible); that is the point of the seed
+    coords = umap.UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric=metric,
+        random_state=seed,
+        n_jobs=1 if seed is not None else threads,
+        init="spectral" if len(x) > n_neighbors + 2 else "random",
+    ).fit_transform(x)
+    facts = {
+        "n_neighbors": n_neighbors,
+        "min_dist": min_dist,
+        "metric": metric,
+        "seed": seed,
+        "points": len(x),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("UMAP of %d points in %.1f s", len(x), facts["seconds"])
+    return np.asarray(coords, dtype=np.float32), facts
 
 
 def select_vocab(table: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
