@@ -285,7 +285,7 @@ rule export_projector:
         facts="results/embeddings/{model}/facts.json",
         vocab_projection="results/projection/{model}/vocab.parquet",
         sentence_projection="results/projection/{model}/sentences.parquet",
-        code=lib("export", "explorer", "pages", "neighbors", "config"),
+        code=lib("export", "explorer", "pages", "neighbors", "config", "spread"),
     output:
         folder=directory("results/export/{model}"),
     log:

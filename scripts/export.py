@@ -9,11 +9,13 @@ from bertlens.config import resolve_layers
 from bertlens.explorer import sentence_frames
 from bertlens.export import model_tensors, write_projector
 from bertlens.io import read_json, read_table, write_sidecar
+from bertlens.spread import degenerate_matrices
 from bertlens.stage import run
 
 
 def main(sm):
-    n_layers = read_json(sm.input.facts)["sentences"]["layers"] - 1
+    facts = read_json(sm.input.facts)
+    n_layers = facts["sentences"]["layers"] - 1
     spec = sm.params.sentence_layers
     layers = list(range(n_layers + 1)) if spec == "all" else resolve_layers(spec, n_layers)
     sentence_projection = read_table(sm.input.sentence_projection)
@@ -26,6 +28,7 @@ def main(sm):
         layers,
         read_table(sm.input.vocab_projection),
         sentence_projection,
+        degenerate_matrices(facts),
     )
     write_projector(sm.output.folder, tensors, meta)
     write_sidecar(

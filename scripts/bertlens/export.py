@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,10 +100,11 @@ def model_tensors(
     layers: list[int],
     vocab_projection: pd.DataFrame,
     sentence_projection: pd.DataFrame,
+    skip: Container[tuple[str, int]] = (),
 ) -> tuple[list[Tensor], dict[str, pd.DataFrame]]:
     """The tensors of one model: the input embedding matrix, the sentence vectors of every
-    pooling at ``layers`` (the pooler: its one layer), and every 2-D projection; with their
-    metadata tables."""
+    pooling at ``layers`` (the pooler: its one layer) but the degenerate ones in ``skip``, and
+    every 2-D projection; with their metadata tables."""
     from .explorer import char_class
 
     table = vocab_table.sort_values("token_id").reset_index(drop=True)
@@ -121,6 +123,8 @@ def model_tensors(
     tensors = [Tensor("vocab", vocab, "vocab.metadata.tsv")]
     for pooling, arr in sentences.items():
         for layer in [0] if pooling == "pooler" else layers:
+            if (pooling, layer) in skip:  # all vectors point one way: nothing to explore
+                continue
             if arr.shape[0] > layer and arr[layer].size:  # (a model without a pooler: empty)
                 tensors.append(
                     Tensor(f"sentences_{pooling}_L{layer}", arr[layer], "sentences.metadata.tsv")
