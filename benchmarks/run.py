@@ -210,7 +210,8 @@ def bench_tsne(repeats: int, smoke: bool) -> dict[str, Any]:
 def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str, Any]:
     from transformers import BertConfig, BertForMaskedLM
 
-    from bertlens.mlm import TrainArgs, train
+    from bertlens.mlm import TrainArgs
+    from bertlens.training import train
     from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
 
     texts = texts_for("easy_ja", n, corpus)

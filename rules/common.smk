@@ -112,6 +112,12 @@ def gpu_resources(name):
     return config.get("resources", {}).get(name, {}).get("gpu", 1)
 
 
+def training_gpus(run):
+    """A training run with `devices: N` > 1 asks for N GPUs (torchrun, one process each)."""
+    devices = TRAINING[run].get("devices", 1)
+    return devices if devices > 1 else gpu_resources("train")
+
+
 def training_mlm_inputs(wildcards):
     """A run's inputs besides the code: the corpus, plus its trained vocabulary (scratch runs
     without a base model) or the base model folder when that model is itself trained here.
