@@ -447,3 +447,13 @@ def test_learning_rate_follows_the_schedule(tmp_path, texts, vocab_dir, schedule
     else:
         assert lr[0] == pytest.approx(1e-3) and lr[-1] == pytest.approx(0.0)
         assert all(x > y for x, y in zip(lr, lr[1:], strict=False))
+
+
+@pytest.mark.parametrize("objective", ["notebook", "all_tokens"])
+def test_other_objectives_train(tmp_path, texts, vocab_dir, objective):
+    summary = _train(tmp_path, texts, vocab_dir, objective=objective, max_steps=30, eval_every=15)
+    assert summary["settings"]["objective"] == objective
+    assert summary["last_eval_loss"] < summary["first_eval_loss"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    with pytest.raises(UserError, match="objective must be one of bert, notebook, all_tokens"):
+        TrainArgs.from_config({"column": "easy_ja", "objective": "electra"})

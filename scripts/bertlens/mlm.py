@@ -435,8 +435,9 @@ class EncodedDataset(torch.utils.data.Dataset):
 def notebook_masks(
     corpus: EncodedCorpus, special_ids: torch.Tensor, mask_id: int, probability: float, seed: int
 ) -> list[torch.Tensor]:
-    """Seed 002's masks: each non-special token becomes [MASK] with ``probability``, drawn once
-    for the whole corpus (the same masks in every epoch)."""
+    """Seed 002's masks: each token other than ``special_ids`` (the seed: [CLS], [SEP], [PAD])
+    becomes [MASK] with ``probability``, drawn once for the whole corpus (the same masks in every
+    epoch)."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for ids in corpus.input_ids:

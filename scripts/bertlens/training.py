@@ -233,8 +233,9 @@ def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Pr
     train_data = encoded.subset(train_idx)
     masked = None
     if args.objective == "notebook":
+        keep = [tokenizer.cls_token_id, tokenizer.sep_token_id, collator.pad_id]  # as seed 002
         masked = mlm.notebook_masks(
-            train_data, special, collator.mask_id, args.mlm_probability, args.seed
+            train_data, torch.tensor(keep), collator.mask_id, args.mlm_probability, args.seed
         )
     held_out = mlm.eval_set(encoded.subset(eval_idx), args, collator, args.batch_size)
     if held_out.masked == 0:
