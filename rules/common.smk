@@ -112,10 +112,11 @@ def gpu_resources(name):
     return config.get("resources", {}).get(name, {}).get("gpu", 1)
 
 
-def training_gpus(run):
-    """A training run with `devices: N` > 1 asks for N GPUs (torchrun, one process each)."""
+def training_gpus(run, default):
+    """A training run with `devices: N` > 1 asks for N GPUs (torchrun, one process each);
+    otherwise the `train` stage's `gpu` (default 1)."""
     devices = TRAINING[run].get("devices", 1)
-    return devices if devices > 1 else gpu_resources("train")
+    return devices if devices > 1 else default
 
 
 def training_mlm_inputs(wildcards):

@@ -58,7 +58,7 @@ rule train_mlm:
     threads: stage_threads("train")
     resources:
         # a run with `devices: N` > 1 runs under torchrun on N GPUs (the SLURM plugin asks for N)
-        gpu=lambda wc: training_gpus(wc.run),
+        gpu=lambda wc: training_gpus(wc.run, default=gpu_resources("train")),
     params:
         run=lambda wc: TRAINING[wc.run],
         base_model=training_base_model,

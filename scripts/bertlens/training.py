@@ -561,7 +561,7 @@ def _build(args, texts, source, paths, logger) -> tuple[MlmTrainer, RunRecorder,
         **prep.facts,
         "device": device,
         "bf16": bf16,
-        "devices": int(os.environ.get("WORLD_SIZE", "1")),
+        "devices": trainer.args.world_size,  # processes (DDP when > 1)
         "init": init_desc,
         "tokenizer_size": len(tokenizer),
         "parameters": sum(p.numel() for p in model.parameters()),
