@@ -276,3 +276,19 @@ def test_collate_pads_to_batch_maximum(tokenizer):
     assert b["input_ids"].shape == (3, max(lens))
     assert b["attention_mask"].sum(1).tolist() == lens
     assert (b["word_ids"][b["attention_mask"] == 0] == -1).all()
+
+
+def test_packing_keeps_every_token_and_word_groups(tokenizer):
+    from bertlens.mlm import pack_sentences
+
+    corpus = encode_texts(tokenizer, SENTENCES, max_length=64)
+    packed = pack_sentences(corpus, 64, seed=0)
+    assert len(packed.input_ids) < len(corpus.input_ids)
+    assert max(len(r) for r in packed.input_ids) <= 64
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert all(r[0] == cls and r[-1] == sep for r in packed.input_ids)
+    # every sentence's tokens once: [CLS] per row, the rest as they were
+    total = sum(len(r) - 1 for r in packed.input_ids)
+    assert total == sum(len(r) - 1 for r in corpus.input_ids)
+    n_words = sum(int(w.max()) + 1 for w in corpus.word_ids)
+    assert sum(int(w.max()) + 1 for w in packed.word_ids) == n_words  # distinct within a row

@@ -100,6 +100,7 @@ _SIMPLE_KEYS = (
     "seed",
     "objective",
     "devices",
+    "packing",
 )
 
 
@@ -142,6 +143,7 @@ class TrainArgs:
     bf16: bool = True
     seed: int = 42
     objective: str = "bert"
+    packing: bool = False
     devices: int = 1
     device: str = "auto"
 
@@ -221,6 +223,11 @@ class TrainArgs:
         if self.objective not in OBJECTIVES:
             raise UserError(
                 f"{where}: objective must be one of {', '.join(OBJECTIVES)} (got '{self.objective}')"
+            )
+        if self.packing and self.objective == "notebook":
+            raise UserError(
+                f"{where}: packing does not go with objective: notebook (the notebook pads every "
+                "sentence to max_length); set packing: false or another objective"
             )
         if int(self.devices) < 1:
             raise UserError(f"{where}: devices must be at least 1 (got {self.devices})")
@@ -338,6 +345,33 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> EncodedCor
         input_ids.append(torch.tensor([cls_id, *ids, sep_id], dtype=torch.long))
         word_ids.append(torch.tensor([-1, *words, -1], dtype=torch.long))
     return EncodedCorpus(input_ids, word_ids, truncated)
+
+
+def pack_sentences(corpus: EncodedCorpus, max_length: int, seed: int) -> EncodedCorpus:
+    """Several sentences per row, up to ``max_length`` tokens (RoBERTa's FULL-SENTENCES,
+    run_mlm's ``group_texts`` without cutting a sentence): ``[CLS] s1 [SEP] s2 [SEP] ...`` in a
+    seeded random order; word ids stay distinct within a row (whole-word masking still works)."""
+    order = np.random.default_rng(seed).permutation(len(corpus.input_ids))
+    rows: list[tuple[list[int], list[int]]] = []
+    ids: list[int] = []
+    words: list[int] = []
+    for i in order:
+        core = corpus.input_ids[i].tolist()
+        if ids and len(ids) + len(core) - 1 > max_length:
+            rows.append((ids, words))
+            ids, words = [], []
+        if not ids:
+            ids, words = core[:1], [-1]
+        offset = max(words) + 1
+        ids.extend(core[1:])
+        words.extend(w + offset if w >= 0 else -1 for w in corpus.word_ids[i][1:].tolist())
+    if ids:
+        rows.append((ids, words))
+    return EncodedCorpus(
+        [torch.tensor(r, dtype=torch.long) for r, _ in rows],
+        [torch.tensor(w, dtype=torch.long) for _, w in rows],
+        corpus.truncated,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -739,6 +773,7 @@ __all__ = [
     "words_from_continuation",
     "mask_tokens",
     "notebook_masks",
+    "pack_sentences",
     "random_token_pool",
     "collate",
     "eval_set",

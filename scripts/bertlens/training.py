@@ -231,6 +231,8 @@ def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Pr
         seed=args.seed,
     )
     train_data = encoded.subset(train_idx)
+    if args.packing:
+        train_data = mlm.pack_sentences(train_data, max_length, args.seed)
     masked = None
     if args.objective == "notebook":
         keep = [tokenizer.cls_token_id, tokenizer.sep_token_id, collator.pad_id]  # as seed 002
@@ -248,6 +250,7 @@ def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Pr
     counts[special.numpy()] = 0
     facts = {
         "train_sentences": len(train_idx),
+        "train_rows": len(train_data.input_ids),
         "eval_sentences": len(eval_idx),
         "eval_masked_tokens": held_out.masked,
         "truncated_sentences": encoded.truncated,
@@ -602,6 +605,7 @@ def train(
     log: logging.Logger | None = None,
     on_step: Callable[[int], None] | None = None,
     tensorboard_dir: str | os.PathLike | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict[str, Any]:
     """Train a masked language model with Trainer and save it with its tokenizer.
 
@@ -610,13 +614,17 @@ def train(
     for ``init: pretrained`` a ``(ModelSpec, location)`` pair or a model folder. ``checkpoint_dir``
     is not a workflow output: a killed job leaves its checkpoints there and the next call resumes
     from the newest one whose settings, tokenizer and texts match. ``on_step(step)`` is called
-    after every optimizer step (tests use it to simulate a kill). Writes ``out_model_dir``
+    after every optimizer step (tests use it to simulate a kill); ``callbacks`` are more Trainer
+    callbacks (the benchmarks' clock). Writes ``out_model_dir``
     (``save_pretrained``, renamed into place at the end, with a provenance sidecar),
     ``metrics_csv``, TensorBoard events in ``tensorboard_dir`` (default: beside metrics.csv) and
     ``summary_json`` (main process); returns the summary.
     """
+    from transformers.utils import logging as hf_logging
+
     logger = log or logging.getLogger(__name__)
     session_start = time.perf_counter()
+    hf_logging.disable_progress_bar()  # save_pretrained's bars would fill the log
     args.validate()
     main = int(os.environ.get("RANK", "0")) == 0
     if main:
@@ -634,6 +642,8 @@ def train(
     texts = [t for t in corpus_texts if isinstance(t, str) and t.strip()]
     trainer, recorder, facts = _build(args, texts, tokenizer_dir_or_base_model, paths, logger)
     recorder.on_step = on_step
+    for callback in callbacks:
+        trainer.add_callback(callback)
     _fit(trainer, args, facts.pop("_resume"), facts.pop("_total"))
     tokenizer = facts.pop("_tokenizer")
     state = trainer.state
