@@ -30,6 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
@@ -84,13 +85,15 @@ class Clock(TrainerCallback):
             control.should_training_stop = True
 
 
-def run_ours(texts, vocab_dir, score, seconds, every, settings, work: Path) -> dict[str, Any]:
+def run_ours(
+    texts, vocab_dir, score, seconds, every, settings, work: Path, device: str = "cpu"
+) -> dict[str, Any]:
     from bertlens.mlm import TrainArgs
     from bertlens.training import train
 
     entry = {**ours_defaults(), **settings}
     entry["epochs"] = entry.get("epochs", 40)
-    args = TrainArgs.from_config(entry, name="ours", device="cpu")
+    args = TrainArgs.from_config(entry, name="ours", device=device)
     t0 = time.perf_counter()
     clock = Clock(t0, seconds, every, score)
     clock.points.append({"seconds": 0.0, "eval_loss": None, "step": 0, "tokens": 0})
@@ -106,18 +109,24 @@ def run_ours(texts, vocab_dir, score, seconds, every, settings, work: Path) -> d
         "points": clock.points,
         "tokens_per_second": last["tokens"] / last["seconds"],
         "train_loss_last": summary.get("last_eval_loss"),
-        "own_split_rows": json.loads((work / "s.json").read_text())["steps"],
+        "steps": json.loads((work / "s.json").read_text())["steps"],
+        "metrics": pd.read_csv(work / "m.csv").to_dict("records"),
     }
 
 
-def run_notebook(texts, tokenizer, score, seconds, every, lr: float) -> dict[str, Any]:
+def run_notebook(
+    texts, tokenizer, score, seconds, every, lr: float, device: str = "cpu"
+) -> dict[str, Any]:
     from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(42)
     model = BertForMaskedLM(
         BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **BERT)
     )
-    res = recipes.notebook_mlm_curve(model, tokenizer, texts, seconds, every, score, lr)
+    model.to(device)
+    res = recipes.notebook_mlm_curve(
+        model, tokenizer, texts, seconds, every, score, lr, device=device
+    )
     return {"recipe": "notebook", "learning_rate": lr, **res}
 
 
@@ -152,28 +161,35 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--set", nargs="*", default=[], help="training settings of ours: key=yaml")
     p.add_argument("--label", default=None)
     p.add_argument("--corpus", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (ours: bf16 autocast + SDPA)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "mlm_time"))
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
 
     texts = texts_for("easy_ja", a.sentences, a.corpus)
     held = list(dict.fromkeys(texts[-a.held_out :]))
     train_texts = [t for t in texts[: -a.held_out] if t not in set(held)]
     work = Path(tempfile.mkdtemp(prefix="mlm-time-"))
+    print(f"work folder {work}", flush=True)
     train_wordpiece_vocab(train_texts, work / "vocab", size=4000, min_frequency=1)
     tokenizer = load_trained_tokenizer(work / "vocab")
 
     def score(model) -> float:
-        return masked_eval_loss(model, tokenizer, held)
+        return masked_eval_loss(model, tokenizer, held, device=a.device)
 
     settings = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}
     results = []
     if a.only != "notebook":
-        res = run_ours(train_texts, work / "vocab", score, a.seconds, a.every, settings, work)
+        res = run_ours(
+            train_texts, work / "vocab", score, a.seconds, a.every, settings, work, a.device
+        )
         results.append({**res, "label": a.label or "ours"})
     if a.only != "ours":
-        res = run_notebook(train_texts, tokenizer, score, a.seconds, a.every, a.notebook_lr)
+        res = run_notebook(
+            train_texts, tokenizer, score, a.seconds, a.every, a.notebook_lr, a.device
+        )
         results.append({**res, "label": f"notebook (seed 002, lr {a.notebook_lr:g})"})
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +197,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with open(out / "runs.jsonl", "a", encoding="utf-8") as f:
         for res in results:
             f.write(json.dumps({**meta, **res}, ensure_ascii=False) + "\n")
+    plot(results, out / "curves.png")
     for res in results:
         best = min(p["eval_loss"] for p in res["points"])
         print(f"{res['label']}: best {best:.3f}, last {res['points'][-1]['eval_loss']:.3f}, "

@@ -115,8 +115,9 @@ def notebook_mlm_curve(
     seed: int = 0,
     max_length: int = 100,
     batch_size: int = 16,
+    device: str = "cpu",
 ) -> dict:
-    """Seed 002's loop as :func:`notebook_mlm_train`, run for ``seconds`` of wall time (from the
+    """Seed 002's loop as :func:`notebook_mlm_train` (on ``device``), run for ``seconds`` of wall time (from the
     tokenization on) with ``score(model)`` every ``every`` seconds; the clock stops while it
     scores. Returns the points (seconds, eval_loss, step, tokens) and real tokens per second."""
     start = time.perf_counter()
@@ -136,7 +137,8 @@ def notebook_mlm_curve(
     model.train()
     while True:
         for idx in torch.randperm(len(ids)).split(batch_size):
-            out = model(input_ids=masked[idx], attention_mask=mask[idx], labels=ids[idx])
+            batch = {"input_ids": masked[idx], "attention_mask": mask[idx], "labels": ids[idx]}
+            out = model(**{k: v.to(device) for k, v in batch.items()})
             optim.zero_grad()
             out.loss.backward()
             optim.step()

@@ -316,7 +316,9 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
     }
 
 
-def masked_eval_loss(model, tokenizer, texts: list[str], seed: int = 1) -> float:
+def masked_eval_loss(
+    model, tokenizer, texts: list[str], seed: int = 1, device: str = "cpu"
+) -> float:
     """Mean cross-entropy on 15% masked positions of ``texts`` (the same for every model)."""
     gen = torch.Generator().manual_seed(seed)
     enc = tokenizer(texts, padding=True, truncation=True, max_length=100, return_tensors="pt")
@@ -326,8 +328,9 @@ def masked_eval_loss(model, tokenizer, texts: list[str], seed: int = 1) -> float
     labels = torch.where(pick, ids, torch.full_like(ids, -100))
     inputs = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
     model.eval()
+    batch = {"input_ids": inputs, "attention_mask": enc["attention_mask"], "labels": labels}
     with torch.inference_mode():
-        out = model(input_ids=inputs, attention_mask=enc["attention_mask"], labels=labels)
+        out = model(**{k: v.to(device) for k, v in batch.items()})
     return float(out.loss)
 
 
