@@ -116,11 +116,13 @@ def notebook_mlm_curve(
     max_length: int = 100,
     batch_size: int = 16,
     device: str = "cpu",
+    timer=time.perf_counter,
 ) -> dict:
     """Seed 002's loop as :func:`notebook_mlm_train` (on ``device``), run for ``seconds`` of wall time (from the
     tokenization on) with ``score(model)`` every ``every`` seconds; the clock stops while it
-    scores. Returns the points (seconds, eval_loss, step, tokens) and real tokens per second."""
-    start = time.perf_counter()
+    scores (``timer``: wall by default, ``time.process_time`` for CPU seconds). Returns the points
+    (seconds, eval_loss, step, tokens) and real tokens per second."""
+    start = timer()
     paused = 0.0
     torch.manual_seed(seed)
     enc = tokenizer(
@@ -144,14 +146,14 @@ def notebook_mlm_curve(
             optim.step()
             seen += int(mask[idx].sum())
             steps += 1
-            el = time.perf_counter() - start - paused
+            el = timer() - start - paused
             if el >= nxt or el >= seconds:
-                t = time.perf_counter()
+                t = timer()
                 points.append(
                     {"seconds": el, "eval_loss": score(model), "step": steps, "tokens": seen}
                 )
                 model.train()
-                paused += time.perf_counter() - t
+                paused += timer() - t
                 nxt = (int(el // every) + 1) * every
             if el >= seconds:
                 return {"points": points, "tokens_per_second": seen / el}
