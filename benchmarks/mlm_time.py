@@ -141,7 +141,7 @@ def plot(results: list[dict[str, Any]], out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
     for res in results:
         xs = [p["seconds"] for p in res["points"]]
         ys = [p["eval_loss"] for p in res["points"]]
@@ -155,9 +155,9 @@ def plot(results: list[dict[str, Any]], out_png: Path) -> None:
     ax.set(xlabel=xlabel, ylabel="held-out masked-token loss")
     ax.set_title("MLM time to quality: same model, data, held-out masks")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
+    fig.savefig(out_png, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
