@@ -104,3 +104,58 @@ def notebook_mlm_train(
         "train_loss": loss,
         "tokens_per_second": seen / seconds,
     }
+
+
+def notebook_mlm_curve(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    seconds: float,
+    every: float,
+    score,
+    learning_rate: float = 5e-5,
+    seed: int = 0,
+    max_length: int = 100,
+    batch_size: int = 16,
+    device: str = "cpu",
+    timer=time.perf_counter,
+) -> dict:
+    """Seed 002's loop as :func:`notebook_mlm_train` (on ``device``), run for ``seconds`` of wall time (from the
+    tokenization on) with ``score(model)`` every ``every`` seconds; the clock stops while it
+    scores (``timer``: wall by default, ``time.process_time`` for CPU seconds). Returns the points
+    (seconds, eval_loss, step, tokens) and real tokens per second."""
+    start = timer()
+    paused = 0.0
+    torch.manual_seed(seed)
+    enc = tokenizer(
+        list(texts), padding="max_length", max_length=max_length, truncation=True,
+        return_tensors="pt",
+    )  # fmt: skip
+    ids = enc["input_ids"]
+    keep = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    pick = (torch.rand(ids.shape) < 0.15) & ~torch.isin(ids, torch.tensor(keep))
+    masked = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
+    mask = enc["attention_mask"]
+    optim = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    points, seen, steps, nxt = [], 0, 0, every
+    model.train()
+    while True:
+        for idx in torch.randperm(len(ids)).split(batch_size):
+            batch = {"input_ids": masked[idx], "attention_mask": mask[idx], "labels": ids[idx]}
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+            optim.zero_grad()
+            out.loss.backward()
+            optim.step()
+            seen += int(mask[idx].sum())
+            steps += 1
+            el = timer() - start - paused
+            if el >= nxt or el >= seconds:
+                t = timer()
+                points.append(
+                    {"seconds": el, "eval_loss": score(model), "step": steps, "tokens": seen}
+                )
+                model.train()
+                paused += timer() - t
+                nxt = (int(el // every) + 1) * every
+            if el >= seconds:
+                return {"points": points, "tokens_per_second": seen / el}

@@ -139,6 +139,13 @@ def gpu_resources(name):
     return config.get("resources", {}).get(name, {}).get("gpu", 1)
 
 
+def training_gpus(run, default):
+    """A training run with `devices: N` > 1 asks for N GPUs (torchrun, one process each);
+    otherwise the `train` stage's `gpu` (default 1)."""
+    devices = TRAINING[run].get("devices", 1)
+    return devices if devices > 1 else default
+
+
 def training_mlm_inputs(wildcards):
     """A run's inputs besides the code: the corpus, plus its trained vocabulary (scratch runs
     without a base model) or the base model folder when that model is itself trained here.

@@ -29,10 +29,11 @@ rule train_vocab:
 rule train_mlm:
     input:
         unpack(training_mlm_inputs),
-        code=lib("mlm", "vocab", "models", "fillmask"),
+        code=lib("mlm", "training", "vocab", "models", "fillmask"),
     output:
         model=directory("results/training/{run}/model"),
         metrics="results/training/{run}/metrics.csv",
+        tensorboard=directory("results/training/{run}/tensorboard"),
         summary="results/training/{run}/summary.json",
         curves=report(
             "results/training/{run}/curves.png",
@@ -56,7 +57,8 @@ rule train_mlm:
         "../envs/torch.yaml"
     threads: stage_threads("train")
     resources:
-        gpu=gpu_resources("train"),
+        # a run with `devices: N` > 1 runs under torchrun on N GPUs (the SLURM plugin asks for N)
+        gpu=lambda wc: training_gpus(wc.run, default=gpu_resources("train")),
     params:
         run=lambda wc: TRAINING[wc.run],
         base_model=training_base_model,

@@ -28,7 +28,7 @@ import torch
 
 from bertlens.corpus import read_source
 from bertlens.embeddings import sentence_embeddings
-from bertlens.mlm import TrainArgs, list_checkpoints, train
+from bertlens.mlm import TrainArgs
 from bertlens.models import (
     ModelSpec,
     check_mecab,
@@ -41,6 +41,7 @@ from bertlens.models import (
 )
 from bertlens.projection import check_perplexity
 from bertlens.stage import UserError, pick_device
+from bertlens.training import list_checkpoints, train
 from tests._training_fixtures import SENTENCES, one_torch_thread, tiny_run_config, train_vocab
 from tests.conftest import SNAKEMAKE
 from tests.helpers.http import XLSX, Bytes, serve
@@ -427,9 +428,10 @@ def test_out_of_memory_names_the_batch_size_to_try(tmp_path, vocab_dir, monkeypa
 
 
 def test_disk_full_while_saving_the_model(tmp_path, vocab_dir, monkeypatch):
-    """save_pretrained writes part of the files, then the disk is full: no model folder (not even
-    a half-written one under a temporary name), the checkpoints stay, and a rerun only saves."""
-    from transformers import PreTrainedModel
+    """The final save writes part of the files, then the disk is full: no model folder (not even
+    a half-written one under a temporary name), the checkpoints stay, and a rerun only saves.
+    (The tokenizer's save fails: Trainer's checkpoints use the model's save_pretrained.)"""
+    from transformers import PreTrainedTokenizerBase
 
     def full_disk(self, save_directory, *args, **kwargs):
         folder = Path(save_directory)
@@ -440,7 +442,7 @@ def test_disk_full_while_saving_the_model(tmp_path, vocab_dir, monkeypatch):
 
     overrides = {"max_steps": 4, "checkpoint_every": 2, "eval_every": 2}
     with monkeypatch.context() as m:
-        m.setattr(PreTrainedModel, "save_pretrained", full_disk)
+        m.setattr(PreTrainedTokenizerBase, "save_pretrained", full_disk)
         with pytest.raises(UserError) as err:
             _train(tmp_path, vocab_dir, **overrides)
     msg = _one_line(err)

@@ -11,7 +11,6 @@ from bertlens.mlm import (
     collate,
     encode_texts,
     japanese_word_pieces,
-    length_grouped_batches,
     mask_tokens,
     random_token_pool,
     words_from_continuation,
@@ -167,23 +166,105 @@ def test_reproducible_with_generator(tokenizer, batch):
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_length_grouped_batches():
+def test_epoch_sampler_groups_lengths_reproducibly():
+    from bertlens.training import EpochSampler
+
     rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 100, size=1000)
-    batches = length_grouped_batches(lengths, batch_size=16, seed=1, epoch=0, chunk_batches=10)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(1000))  # every sentence exactly once
-    assert all(len(b) <= 16 for b in batches)
-    again = length_grouped_batches(lengths, batch_size=16, seed=1, epoch=0, chunk_batches=10)
-    assert all(np.array_equal(x, y) for x, y in zip(batches, again, strict=True))
-    other = length_grouped_batches(lengths, batch_size=16, seed=1, epoch=1, chunk_batches=10)
-    assert not all(np.array_equal(x, y) for x, y in zip(batches, other, strict=False))
+    lengths = rng.integers(5, 100, size=1000).tolist()
+    sampler = EpochSampler(1000, 16, lengths, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))  # every sentence exactly once
+    assert list(sampler) == order  # the same epoch gives the same order
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+    lens = np.array(lengths)
 
-    def padded(bs):
-        return sum(len(b) * lengths[b].max() for b in bs)
+    def padded(idx):
+        return sum(len(b) * lens[b].max() for b in np.array_split(np.array(idx), 1000 // 16))
 
-    random_batches = np.array_split(rng.permutation(1000), len(batches))
-    assert padded(batches) < 0.75 * padded(random_batches)
+    assert padded(order) < 0.75 * padded(rng.permutation(1000))
+    shuffle = EpochSampler(1000, 16, None, seed=1)  # the notebook's plain shuffle
+    assert sorted(shuffle) == list(range(1000)) and list(shuffle) == list(shuffle)
+
+
+def _collator(tokenizer, objective, **kw):
+    from bertlens.mlm import MlmCollator
+
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    return MlmCollator(
+        objective=objective,
+        pad_id=tokenizer.pad_token_id,
+        mask_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        special_ids=special,
+        **kw,
+    )
+
+
+def _features(corpus, start=0, masked=None):
+    from bertlens.mlm import EncodedDataset
+
+    data = EncodedDataset(corpus, masked)
+    return [data[i] for i in range(start, len(data))]
+
+
+def test_collator_bert_proportions_and_whole_words(tokenizer):
+    corpus = encode_texts(tokenizer, SENTENCES * 4, max_length=64)
+    feats = _features(corpus)
+    chosen = masked = randomised = eligible = split_words = 0
+    for seed in range(40):
+        b = _collator(tokenizer, "bert", whole_word=True, seed=seed)(feats)
+        sel = b["labels"] != IGNORE_INDEX
+        ids = b["input_ids"]
+        chosen += int(sel.sum())
+        masked += int((ids[sel] == tokenizer.mask_token_id).sum())
+        randomised += int(
+            ((ids[sel] != b["labels"][sel]) & (ids[sel] != tokenizer.mask_token_id)).sum()
+        )
+        real = b["attention_mask"].bool()
+        eligible += int(real.sum()) - 2 * len(feats)  # all but [CLS] and [SEP]
+        words = [f["word_ids"] for f in feats]
+        for row, w in enumerate(words):  # a word is chosen whole or not at all
+            picked = sel[row, : len(w)]
+            for word in w[w >= 0].unique():
+                part = picked[w == word]
+                split_words += int(part.any() and not part.all())
+    assert abs(chosen / eligible - 0.15) < 0.02
+    assert abs(masked / chosen - 0.8) < 0.03 and abs(randomised / chosen - 0.1) < 0.02
+    assert split_words == 0
+    assert (b["input_ids"][b["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+    assert b["input_ids"].shape[1] == max(len(f["input_ids"]) for f in feats)  # dynamic padding
+
+
+def test_collator_notebook_objective(tokenizer):
+    """Seed 002: masks drawn once (the same in every epoch), [MASK] always, rows padded to
+    max_length, labels = input ids at every position including the pads."""
+    from bertlens.mlm import notebook_masks
+
+    corpus = encode_texts(tokenizer, SENTENCES, max_length=64)
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    masks = notebook_masks(corpus, special, tokenizer.mask_token_id, 0.15, seed=3)
+    collator = _collator(tokenizer, "notebook", max_length=64)
+    first = collator(_features(corpus, masked=masks))
+    again = collator(_features(corpus, masked=masks))  # a later epoch: the same features
+    assert torch.equal(first["input_ids"], again["input_ids"])
+    assert first["input_ids"].shape[1] == 64 and first["labels"].shape == first["input_ids"].shape
+    assert (first["labels"] != IGNORE_INDEX).all()  # every position is a target
+    pads = first["attention_mask"] == 0
+    assert pads.any() and (first["labels"][pads] == tokenizer.pad_token_id).all()
+    changed = first["input_ids"] != first["labels"]
+    assert (first["input_ids"][changed] == tokenizer.mask_token_id).all()  # [MASK] always
+    assert not torch.isin(first["labels"][changed], special).any()
+    real = (~pads) & ~torch.isin(first["labels"], special)
+    assert abs(changed.sum() / real.sum() - 0.15) < 0.04
+
+
+def test_collator_all_tokens_labels_every_real_token(tokenizer):
+    corpus = encode_texts(tokenizer, SENTENCES, max_length=64)
+    b = _collator(tokenizer, "all_tokens", seed=1)(_features(corpus))
+    real = b["attention_mask"].bool()
+    assert ((b["labels"] != IGNORE_INDEX) == real).all()
+    assert (b["input_ids"] == tokenizer.mask_token_id).any()
 
 
 def test_collate_pads_to_batch_maximum(tokenizer):
@@ -195,3 +276,19 @@ def test_collate_pads_to_batch_maximum(tokenizer):
     assert b["input_ids"].shape == (3, max(lens))
     assert b["attention_mask"].sum(1).tolist() == lens
     assert (b["word_ids"][b["attention_mask"] == 0] == -1).all()
+
+
+def test_packing_keeps_every_token_and_word_groups(tokenizer):
+    from bertlens.mlm import pack_sentences
+
+    corpus = encode_texts(tokenizer, SENTENCES, max_length=64)
+    packed = pack_sentences(corpus, 64, seed=0)
+    assert len(packed.input_ids) < len(corpus.input_ids)
+    assert max(len(r) for r in packed.input_ids) <= 64
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert all(r[0] == cls and r[-1] == sep for r in packed.input_ids)
+    # every sentence's tokens once: [CLS] per row, the rest as they were
+    total = sum(len(r) - 1 for r in packed.input_ids)
+    assert total == sum(len(r) - 1 for r in corpus.input_ids)
+    n_words = sum(int(w.max()) + 1 for w in corpus.word_ids)
+    assert sum(int(w.max()) + 1 for w in packed.word_ids) == n_words  # distinct within a row

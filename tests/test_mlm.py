@@ -18,9 +18,10 @@ import yaml
 import bertlens.mlm as mlm
 from bertlens.fillmask import fill_mask, has_mlm_head, run_fill_mask
 from bertlens.io import sidecar_path
-from bertlens.mlm import METRIC_COLUMNS, TrainArgs, list_checkpoints, train
+from bertlens.mlm import METRIC_COLUMNS, TrainArgs
 from bertlens.models import ModelSpec, package_model_dir
 from bertlens.stage import UserError
+from bertlens.training import list_checkpoints, train
 from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
 from tests._training_fixtures import REPO, one_torch_thread, sample_texts, tiny_run_config
 
@@ -163,7 +164,8 @@ def test_saved_model_and_tokenizer(trained, texts):
     # the checkpoints: at most two, complete, no temporary folders
     ckpts = list_checkpoints(root / "checkpoints")
     assert [s for s, _ in ckpts] == [40, 60]
-    assert not list((root / "checkpoints").glob(".tmp-*"))
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == [p.name for _, p in ckpts]
+    assert list((root / "tensorboard").glob("events.out.tfevents.*"))  # beside metrics.csv
 
 
 def test_fill_mask_on_trained_model(trained):
@@ -273,16 +275,17 @@ def test_other_settings_start_over(tmp_path, texts, vocab_dir, reference):
     root = tmp_path / "run"
     shutil.copytree(ref_root, root)
     shutil.rmtree(root / "model")
-    # leftovers of a killed job: a temporary checkpoint, an incomplete one, a half-saved model
-    (root / "checkpoints" / ".tmp-step-00000035-999").mkdir()
-    (root / "checkpoints" / "step-00000099").mkdir()
+    # leftovers of a killed job: an incomplete checkpoint (Trainer wrote it, the state file is
+    # missing), a half-saved model
+    (root / "checkpoints" / "checkpoint-35").mkdir()
+    (root / "checkpoints" / "checkpoint-35" / "model.safetensors").write_bytes(b"\0")
     (root / ".model.tmp-999").mkdir()
     summary = _train(root, texts, vocab_dir, **{**RESUME, "learning_rate": 0.002, "max_steps": 10})
     assert summary["resumed_from_step"] is None
     assert [s for s, _ in list_checkpoints(root / "checkpoints")] == [10]  # old ones removed
     assert pd.read_csv(root / "metrics.csv")["step"].tolist() == [0, 5, 10]
     assert not list(root.glob(".model.tmp-*"))
-    assert not list((root / "checkpoints").glob(".tmp-*"))
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["checkpoint-10"]
 
 
 def test_nan_loss_names_step_and_checkpoint(tmp_path, texts, vocab_dir, monkeypatch):
@@ -299,7 +302,7 @@ def test_nan_loss_names_step_and_checkpoint(tmp_path, texts, vocab_dir, monkeypa
 
     monkeypatch.setattr(mlm, "_masked_logits", poisoned)
     with pytest.raises(
-        UserError, match=r"at step 6; last good checkpoint: .*step-00000005 \(step 5\)"
+        UserError, match=r"at step 6; last good checkpoint: .*checkpoint-5 \(step 5\)"
     ):
         _train(tmp_path, texts, vocab_dir, max_steps=10, checkpoint_every=5, eval_every=5)
 
@@ -382,6 +385,7 @@ def test_scripts(tmp_path, texts):
         output={
             "model": str(run_dir / "model"),
             "metrics": str(run_dir / "metrics.csv"),
+            "tensorboard": str(run_dir / "tensorboard"),
             "summary": str(run_dir / "summary.json"),
             "curves": str(run_dir / "curves.png"),
             "html": str(run_dir / "summary.html"),
@@ -443,3 +447,13 @@ def test_learning_rate_follows_the_schedule(tmp_path, texts, vocab_dir, schedule
     else:
         assert lr[0] == pytest.approx(1e-3) and lr[-1] == pytest.approx(0.0)
         assert all(x > y for x, y in zip(lr, lr[1:], strict=False))
+
+
+@pytest.mark.parametrize("objective", ["notebook", "all_tokens"])
+def test_other_objectives_train(tmp_path, texts, vocab_dir, objective):
+    summary = _train(tmp_path, texts, vocab_dir, objective=objective, max_steps=30, eval_every=15)
+    assert summary["settings"]["objective"] == objective
+    assert summary["last_eval_loss"] < summary["first_eval_loss"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    with pytest.raises(UserError, match="objective must be one of bert, notebook, all_tokens"):
+        TrainArgs.from_config({"column": "easy_ja", "objective": "electra"})

@@ -1,10 +1,12 @@
-"""Masked-language-model training of a BERT, modelled on Hugging Face's ``run_mlm.py``.
+"""Masked-language-model objectives, data collators and reporting (training itself runs on
+``transformers.Trainer`` in :mod:`bertlens.training`, modelled on Hugging Face's ``run_mlm.py``).
 
 * :class:`TrainArgs`: every setting of a run, built from one ``training:`` entry of the config.
 * :func:`encode_texts`: token ids plus the word each token belongs to (for whole-word masking).
 * :func:`mask_tokens`: BERT's 15% / 80-10-10 masking, token- or whole-word-level, vectorised.
-* :func:`length_grouped_batches`: dynamic padding with batches of similar length.
-* :func:`train`: the loop, with evaluation, atomic checkpoints and resumption.
+* :class:`MlmCollator`: Trainer's data collator for the objectives ``bert``, ``notebook`` (seed
+  002 literally) and ``all_tokens``; :class:`SparseMlm`: the loss at labelled positions only.
+* :func:`evaluate`, :func:`plot_curves`, :func:`write_summary_html`: held-out scores and reports.
 
 Word groups for whole-word masking
 ----------------------------------
@@ -23,26 +25,20 @@ tokenizer does internally), which yields the same pieces with exact word boundar
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import json
 import logging
 import math
 import os
-import re
-import shutil
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .io import read_json, write_html_table, write_json, write_sidecar, write_table
-from .stage import UserError, pick_device
+from .io import write_html_table
+from .stage import UserError
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +55,10 @@ METRIC_COLUMNS = [
     "tokens_seen",
     "elapsed_s",
 ]
-#: Batches per length-sorted chunk in :func:`length_grouped_batches`.
-CHUNK_BATCHES = 50
-#: How many checkpoints stay on disk.
-KEEP_CHECKPOINTS = 2
-_CKPT_RE = re.compile(r"^step-(\d{8})$")
-#: errno values of a full disk or an exceeded quota.
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: bert: BERT's masking, loss at the chosen positions; notebook: seed 002 (15% of non-special
+#: tokens -> [MASK], drawn once before training, labels = input ids everywhere, pads included);
+#: all_tokens: BERT's masking afresh each batch, loss at every real token (ELECTRA's ablation).
+OBJECTIVES = ("bert", "notebook", "all_tokens")
 
 BERT_DEFAULTS: dict[str, Any] = {
     "num_hidden_layers": 4,
@@ -105,6 +98,9 @@ _SIMPLE_KEYS = (
     "checkpoint_every",
     "bf16",
     "seed",
+    "objective",
+    "devices",
+    "packing",
 )
 
 
@@ -146,6 +142,9 @@ class TrainArgs:
     checkpoint_every: int = 200
     bf16: bool = True
     seed: int = 42
+    objective: str = "bert"
+    packing: bool = False
+    devices: int = 1
     device: str = "auto"
 
     @classmethod
@@ -221,6 +220,17 @@ class TrainArgs:
                 f"{where}: lr_schedule must be linear (warmup, then linear decay to 0) or "
                 f"constant (warmup, then constant); got '{self.lr_schedule}'"
             )
+        if self.objective not in OBJECTIVES:
+            raise UserError(
+                f"{where}: objective must be one of {', '.join(OBJECTIVES)} (got '{self.objective}')"
+            )
+        if self.packing and self.objective == "notebook":
+            raise UserError(
+                f"{where}: packing does not go with objective: notebook (the notebook pads every "
+                "sentence to max_length); set packing: false or another objective"
+            )
+        if int(self.devices) < 1:
+            raise UserError(f"{where}: devices must be at least 1 (got {self.devices})")
         if self.bert["hidden_size"] % self.bert["num_attention_heads"]:
             raise UserError(
                 f"{where}: bert hidden_size {self.bert['hidden_size']} is not a multiple of "
@@ -337,6 +347,33 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> EncodedCor
     return EncodedCorpus(input_ids, word_ids, truncated)
 
 
+def pack_sentences(corpus: EncodedCorpus, max_length: int, seed: int) -> EncodedCorpus:
+    """Several sentences per row, up to ``max_length`` tokens (RoBERTa's FULL-SENTENCES,
+    run_mlm's ``group_texts`` without cutting a sentence): ``[CLS] s1 [SEP] s2 [SEP] ...`` in a
+    seeded random order; word ids stay distinct within a row (whole-word masking still works)."""
+    order = np.random.default_rng(seed).permutation(len(corpus.input_ids))
+    rows: list[tuple[list[int], list[int]]] = []
+    ids: list[int] = []
+    words: list[int] = []
+    for i in order:
+        core = corpus.input_ids[i].tolist()
+        if ids and len(ids) + len(core) - 1 > max_length:
+            rows.append((ids, words))
+            ids, words = [], []
+        if not ids:
+            ids, words = core[:1], [-1]
+        offset = max(words) + 1
+        ids.extend(core[1:])
+        words.extend(w + offset if w >= 0 else -1 for w in corpus.word_ids[i][1:].tolist())
+    if ids:
+        rows.append((ids, words))
+    return EncodedCorpus(
+        [torch.tensor(r, dtype=torch.long) for r, _ in rows],
+        [torch.tensor(w, dtype=torch.long) for _, w in rows],
+        corpus.truncated,
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Masking
 
@@ -404,27 +441,52 @@ def mask_tokens(
 
 
 # --------------------------------------------------------------------------------------------------
-# Batching
+# Objectives: datasets and data collators (what Trainer's DataLoader calls)
 
 
-def length_grouped_batches(
-    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, chunk_batches: int = CHUNK_BATCHES
-) -> list[np.ndarray]:
-    """Shuffled batches of similar-length sentences for one epoch (reproducible from seed, epoch).
+class EncodedDataset(torch.utils.data.Dataset):
+    """Encoded sentences as Trainer features; ``masked_ids`` holds the notebook objective's masks,
+    drawn once before training (:func:`notebook_masks`)."""
 
-    The sentences are shuffled, cut into chunks of ``chunk_batches * batch_size``, each chunk is
-    sorted by length (longest first) and cut into batches, and the batches are shuffled.
-    """
-    rng = np.random.default_rng([seed, epoch])
-    perm = rng.permutation(len(lengths))
-    chunk = max(batch_size * chunk_batches, batch_size)
-    batches: list[np.ndarray] = []
-    for start in range(0, len(perm), chunk):
-        part = perm[start : start + chunk]
-        part = part[np.argsort(-lengths[part], kind="stable")]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
+    def __init__(self, corpus: EncodedCorpus, masked_ids: list[torch.Tensor] | None = None):
+        self.corpus, self.masked_ids = corpus, masked_ids
+        self.lengths = corpus.lengths.tolist()
+
+    def __len__(self) -> int:
+        return len(self.corpus.input_ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {
+            "index": i,
+            "input_ids": self.corpus.input_ids[i],
+            "word_ids": self.corpus.word_ids[i],
+        }
+        if self.masked_ids is not None:
+            item["masked_ids"] = self.masked_ids[i]
+        return item
+
+
+def notebook_masks(
+    corpus: EncodedCorpus, special_ids: torch.Tensor, mask_id: int, probability: float, seed: int
+) -> list[torch.Tensor]:
+    """Seed 002's masks: each token other than ``special_ids`` (the seed: [CLS], [SEP], [PAD])
+    becomes [MASK] with ``probability``, drawn once for the whole corpus (the same masks in every
+    epoch)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for ids in corpus.input_ids:
+        pick = (torch.rand(ids.shape, generator=gen) < probability) & ~torch.isin(ids, special_ids)
+        out.append(torch.where(pick, torch.full_like(ids, mask_id), ids))
+    return out
+
+
+def _pad(rows: Sequence[torch.Tensor], value: int, length: int | None = None) -> torch.Tensor:
+    from torch.nn.utils.rnn import pad_sequence
+
+    out = pad_sequence(list(rows), batch_first=True, padding_value=value)
+    if length is not None and out.shape[1] < length:
+        out = torch.nn.functional.pad(out, (0, length - out.shape[1]), value=value)
+    return out
 
 
 def collate(
@@ -434,12 +496,8 @@ def collate(
     special_ids: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """Pad the chosen sentences to the longest of them (dynamic padding)."""
-    from torch.nn.utils.rnn import pad_sequence
-
-    ids = pad_sequence(
-        [corpus.input_ids[i] for i in indices], batch_first=True, padding_value=pad_id
-    )
-    words = pad_sequence([corpus.word_ids[i] for i in indices], batch_first=True, padding_value=-1)
+    ids = _pad([corpus.input_ids[i] for i in indices], pad_id)
+    words = _pad([corpus.word_ids[i] for i in indices], -1)
     lengths = torch.tensor([len(corpus.input_ids[i]) for i in indices])
     attention = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
     special = torch.isin(ids, special_ids) | (attention == 0)
@@ -451,24 +509,72 @@ def collate(
     }
 
 
-class _BatchStream:
-    """Micro-batch number ``g`` of an endless sequence of epochs (for exact resumption)."""
+@dataclass
+class MlmCollator:
+    """Trainer's data collator for every objective (see ``OBJECTIVES``).
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-        self.per_epoch = math.ceil(len(lengths) / batch_size)
-        self._epoch, self._batches = -1, []
+    ``bert`` and ``all_tokens``: dynamic padding and fresh masks per batch, drawn from a
+    generator seeded by ``seed`` and the batch's sentence indices (so a resumed run draws the
+    masks the uninterrupted run drew, whatever its data loader fetched ahead), whole-word groups when
+    ``whole_word``; labels at the chosen positions (``bert``) or at every real token
+    (``all_tokens``). ``notebook``: the features carry their fixed masks; every row is padded to
+    ``max_length`` and the labels are the input ids at every position, pads included.
+    """
 
-    def __getitem__(self, g: int) -> np.ndarray:
-        epoch, pos = divmod(g, self.per_epoch)
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._batches = length_grouped_batches(self.lengths, self.batch_size, self.seed, epoch)
-        return self._batches[pos]
+    objective: str
+    pad_id: int
+    mask_id: int
+    vocab_size: int
+    special_ids: torch.Tensor
+    probability: float = 0.15
+    mask_replace: float = 0.8
+    random_replace: float = 0.1
+    whole_word: bool = False
+    max_length: int = 128
+    seed: int = 0
+
+    def __post_init__(self):
+        self.random_pool = random_token_pool(self.vocab_size, self.special_ids.tolist())
+
+    def __call__(self, features: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        if self.objective == "notebook":
+            return self._notebook(features)
+        corpus = EncodedCorpus(
+            [f["input_ids"] for f in features], [f["word_ids"] for f in features]
+        )
+        b = collate(corpus, range(len(features)), self.pad_id, self.special_ids)
+        key = [self.seed, *(int(f.get("index", 0)) for f in features)]
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+        inputs, labels = mask_tokens(
+            b["input_ids"],
+            b["attention_mask"],
+            b["special_mask"],
+            b["word_ids"] if self.whole_word else None,
+            vocab_size=self.vocab_size,
+            mask_id=self.mask_id,
+            probability=self.probability,
+            mask_replace=self.mask_replace,
+            random_replace=self.random_replace,
+            generator=gen,
+            random_pool=self.random_pool,
+        )
+        if self.objective == "all_tokens":
+            labels = torch.where(b["attention_mask"].bool(), b["input_ids"], IGNORE_INDEX)
+        return {"input_ids": inputs, "attention_mask": b["attention_mask"], "labels": labels}
+
+    def _notebook(self, features: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        lengths = torch.tensor([len(f["input_ids"]) for f in features])
+        width = max(self.max_length, int(lengths.max()))
+        attention = (torch.arange(width)[None, :] < lengths[:, None]).long()
+        return {
+            "input_ids": _pad([f["masked_ids"] for f in features], self.pad_id, width),
+            "attention_mask": attention,
+            "labels": _pad([f["input_ids"] for f in features], self.pad_id, width),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
-# Model
+# Loss and evaluation
 
 
 def _masked_logits(model, input_ids, attention_mask, positions: torch.Tensor) -> torch.Tensor:
@@ -479,282 +585,80 @@ def _masked_logits(model, input_ids, attention_mask, positions: torch.Tensor) ->
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[positions]
 
 
-def _optimizer(model, args: TrainArgs) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and LayerNorm weights."""
-    no_decay: set[int] = set()
-    for module in model.modules():
-        if isinstance(module, torch.nn.LayerNorm):
-            no_decay.update(id(p) for p in module.parameters(recurse=False))
-    for name, param in model.named_parameters():
-        if name.endswith("bias"):
-            no_decay.add(id(param))
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": args.weight_decay},
-        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=args.learning_rate)
+class SparseMlm(torch.nn.Module):
+    """The model as Trainer sees it: the loss summed over the labelled positions only, with the
+    MLM head run on those rows alone (Cramming's sparse prediction); ``count`` is how many."""
 
+    def __init__(self, mlm):
+        super().__init__()
+        self.mlm = mlm
+        self.config = mlm.config
 
-def _scratch_model(args: TrainArgs, tokenizer):
-    from transformers import BertConfig, BertForMaskedLM
-
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        **args.bert,
-    )
-    return BertForMaskedLM(config)
-
-
-def _load_init(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
-    """(model, tokenizer, description, identity) for ``init`` scratch (``source``: a tokenizer
-    folder) or pretrained (``source``: ``(ModelSpec, location)`` or a model folder). The identity
-    enters the checkpoint fingerprint: "scratch" (the tokenizer is fingerprinted separately), or
-    the base model and the size and time of its weight files (a retrained base model changes it).
-    """
-    from . import models as bl_models
-
-    if args.init == "scratch" and isinstance(source, tuple):
-        # The SNOW notebook's setup: the base model's config and tokenizer, random weights.
-        from transformers import AutoConfig, AutoModelForMaskedLM
-
-        spec, loc = source
-        tokenizer = bl_models.load_tokenizer(spec, loc)
-        config = AutoConfig.from_pretrained(loc, revision=spec.revision, trust_remote_code=False)
-        torch.manual_seed(args.seed)
-        model = AutoModelForMaskedLM.from_config(config)
-        desc = f"scratch with the config and tokenizer of {spec.describe()}"
-        return model, tokenizer, desc, json.dumps(["scratch-config", spec.describe()])
-    if args.init == "scratch":
-        from .vocab import load_trained_tokenizer
-
-        tokenizer = load_trained_tokenizer(source)
-        torch.manual_seed(args.seed)
-        model = _scratch_model(args, tokenizer)
-        return model, tokenizer, f"scratch (tokenizer {source})", "scratch"
-    if isinstance(source, tuple):
-        spec, loc = source
-    else:
-        loc = str(source)
-        spec = bl_models.ModelSpec(
-            name=args.base_model or Path(loc).name, column=args.column, source="path", ref=loc
-        )
-    from .fillmask import has_mlm_head, weight_files
-
-    tokenizer = bl_models.load_tokenizer(spec, loc)
-    head = has_mlm_head(loc, getattr(spec, "revision", None))
-    model = bl_models.load_model(spec, loc, head="mlm")
-    bl_models.check_vocab(spec, tokenizer, model)
-    if head is False:
-        log.warning(
-            "base model '%s' has no MLM head weights: the head starts from random weights",
-            spec.name,
-        )
-    desc = f"pretrained {spec.describe()}"
-    files = [
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-        for p in weight_files(loc, getattr(spec, "revision", None))
-    ]
-    return model, tokenizer, desc, json.dumps([desc, files])
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def _fingerprint(args: TrainArgs, tokenizer, texts: Sequence[str], init: str) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps(args.resume_key(), sort_keys=True, default=str).encode())
-    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
-    h.update(init.encode())
-    for text in texts:
-        h.update(text.encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Complete checkpoints ``(step, path)`` in ``checkpoint_dir``, oldest first."""
-    root = Path(checkpoint_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        m = _CKPT_RE.match(path.name)
-        if m and path.is_dir() and (path / "state.json").is_file():
-            found.append((int(m.group(1)), path))
-    return sorted(found)
-
-
-def _save_checkpoint(
-    checkpoint_dir: Path, step: int, model, optimizer, scheduler, mask_gen, state: dict[str, Any]
-) -> Path:
-    """Write a checkpoint into a temporary folder and rename it into place; keep the last two."""
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_dir / f"step-{step:08d}"
-    tmp = checkpoint_dir / f".tmp-step-{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        torch.save(model.state_dict(), tmp / "model.pt")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        rng = {"torch": torch.get_rng_state(), "mask": mask_gen.get_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, tmp / "rng.pt")
-        # state.json last: a checkpoint folder without it is never taken as complete
-        (tmp / "state.json").write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for _, old in list_checkpoints(checkpoint_dir)[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _clean_stale(checkpoint_dir: Path, out_model_dir: Path) -> None:
-    """Remove temporary folders a killed job left behind."""
-    for root, pattern in (
-        (checkpoint_dir, ".tmp-step-*"),
-        (out_model_dir.parent, f".{out_model_dir.name}.tmp-*"),
-    ):
-        if root.is_dir():
-            for path in root.glob(pattern):
-                log.info("removing leftover %s", path)
-                shutil.rmtree(path, ignore_errors=True)
-    if checkpoint_dir.is_dir():  # a step folder without state.json was never completed
-        for path in checkpoint_dir.glob("step-*"):
-            if path.is_dir() and not (path / "state.json").is_file():
-                log.info("removing incomplete checkpoint %s", path)
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _resume_candidates(
-    checkpoint_dir: Path, fingerprint: str, total_steps: int
-) -> list[tuple[int, Path, dict[str, Any]]]:
-    """Checkpoints of these settings, tokenizer and texts at or before ``total_steps``, newest
-    first. All others (other settings, beyond the end, unreadable) are removed so that they can
-    never be mixed into this run or outlive its own checkpoints when old ones are pruned."""
-    keep = []
-    for step, path in reversed(list_checkpoints(checkpoint_dir)):
-        try:
-            state = read_json(path / "state.json")
-        except (OSError, ValueError) as err:
-            state, why = None, f"unreadable: {err}"
-        else:
-            why = "other settings, tokenizer or texts"
-            if state.get("fingerprint") == fingerprint:
-                why = f"beyond the run's {total_steps} steps"
-        if state is not None and state.get("fingerprint") == fingerprint and step <= total_steps:
-            keep.append((step, path, state))
-            continue
-        log.info("removing checkpoint %s (%s)", path, why)
-        shutil.rmtree(path, ignore_errors=True)
-    return keep
-
-
-def _read_checkpoint(path: Path, device: str) -> dict[str, Any]:
-    """Everything a checkpoint holds, read before anything is changed (a damaged file raises)."""
-    return {
-        "model": torch.load(path / "model.pt", map_location="cpu", weights_only=True),
-        "optimizer": torch.load(path / "optimizer.pt", map_location=device, weights_only=True),
-        "scheduler": torch.load(path / "scheduler.pt", weights_only=True),
-        "rng": torch.load(path / "rng.pt", weights_only=True),
-    }
-
-
-def _apply_checkpoint(
-    loaded: dict[str, Any], model, optimizer, scheduler, mask_gen, device: str
-) -> None:
-    model.load_state_dict(loaded["model"])
-    model.to(device)
-    optimizer.load_state_dict(loaded["optimizer"])
-    scheduler.load_state_dict(loaded["scheduler"])
-    rng = loaded["rng"]
-    torch.set_rng_state(rng["torch"])
-    mask_gen.set_state(rng["mask"])
-    if "cuda" in rng and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):
-            torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Training
-
-
-class _LogStream:
-    """A file-like object that sends tqdm's progress lines to a logger."""
-
-    def __init__(self, logger: logging.Logger):
-        self.logger = logger
-
-    def write(self, text: str) -> int:
-        line = text.strip("\r\n ")
-        if line:
-            self.logger.info("%s", line)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+    def forward(self, input_ids, attention_mask, labels):
+        positions = labels != IGNORE_INDEX
+        logits = _masked_logits(self.mlm, input_ids, attention_mask, positions)
+        target = labels[positions]
+        loss = torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
+        return {"loss": loss, "count": positions.sum()}
 
 
 @dataclass
-class _EvalSet:
+class EvalSet:
     batches: list[dict[str, torch.Tensor]]
     masked: int
 
 
-def _eval_set(
-    corpus: EncodedCorpus,
-    args: TrainArgs,
-    masking: dict[str, Any],
-    pad_id: int,
-    special: torch.Tensor,
-) -> _EvalSet:
+def eval_set(
+    corpus: EncodedCorpus, args: TrainArgs, collator: MlmCollator, batch_size: int
+) -> EvalSet:
     """The held-out sentences, masked once with a fixed generator so every evaluation scores the
-    same positions."""
+    same positions (BERT's masking of the run; the notebook objective's: [MASK] always)."""
     gen = torch.Generator().manual_seed(args.seed + 1_000_003)
+    notebook = args.objective == "notebook"
     order = np.argsort(-corpus.lengths, kind="stable")
     batches, masked = [], 0
-    for start in range(0, len(order), args.batch_size):
-        b = collate(corpus, order[start : start + args.batch_size], pad_id, special)
+    for start in range(0, len(order), batch_size):
+        b = collate(
+            corpus, order[start : start + batch_size], collator.pad_id, collator.special_ids
+        )
         inputs, labels = mask_tokens(
             b["input_ids"],
             b["attention_mask"],
             b["special_mask"],
-            b["word_ids"] if args.whole_word_mask else None,
+            b["word_ids"] if args.whole_word_mask and not notebook else None,
+            vocab_size=collator.vocab_size,
+            mask_id=collator.mask_id,
+            probability=args.mlm_probability,
+            mask_replace=1.0 if notebook else args.mask_replace,
+            random_replace=0.0 if notebook else args.random_replace,
             generator=gen,
-            **masking,
+            random_pool=collator.random_pool,
         )
         masked += int((labels != IGNORE_INDEX).sum())
         batches.append(
             {"input_ids": inputs, "attention_mask": b["attention_mask"], "labels": labels}
         )
-    return _EvalSet(batches, masked)
+    return EvalSet(batches, masked)
 
 
 @torch.no_grad()
 def evaluate(
-    model, eval_set: _EvalSet, device: str, baseline_id: int, autocast
+    model, data: EvalSet, device, baseline_id: int, bf16: bool = False
 ) -> dict[str, float]:
     """Loss, perplexity and accuracy on the masked held-out positions, and the accuracy of always
     predicting ``baseline_id`` there."""
     was_training = model.training
     model.eval()
     loss_sum, n, correct, base = 0.0, 0, 0, 0
-    for batch in eval_set.batches:
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    for batch in data.batches:
         labels = batch["labels"].to(device)
         positions = labels != IGNORE_INDEX
         if not positions.any():
             continue
-        with autocast():
-            logits = _masked_logits(
-                model, batch["input_ids"].to(device), batch["attention_mask"].to(device), positions
-            )
+        with autocast:
+            ids, attention = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            logits = _masked_logits(model, ids, attention, positions)
         target = labels[positions]
         loss_sum += float(
             torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
@@ -773,386 +677,7 @@ def evaluate(
     }
 
 
-def _total_steps(args: TrainArgs, batches_per_epoch: int) -> int:
-    if args.max_steps:
-        return int(args.max_steps)
-    return max(1, math.ceil(args.epochs * batches_per_epoch / args.gradient_accumulation))
-
-
-def train(
-    args: TrainArgs,
-    corpus_texts: Sequence[str],
-    tokenizer_dir_or_base_model: str | os.PathLike | tuple[Any, str],
-    out_model_dir: str | os.PathLike,
-    metrics_csv: str | os.PathLike,
-    checkpoint_dir: str | os.PathLike,
-    summary_json: str | os.PathLike,
-    log: logging.Logger | None = None,
-    on_step: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Train a masked language model and save it with its tokenizer.
-
-    ``tokenizer_dir_or_base_model``: for ``init: scratch`` the folder written by
-    :func:`bertlens.vocab.train_wordpiece_vocab`; for ``init: pretrained`` a ``(ModelSpec,
-    location)`` pair (or a model folder) to continue from. ``checkpoint_dir`` is not a workflow
-    output: a killed job leaves its checkpoints there and the next call resumes from the newest one
-    whose settings, tokenizer and texts match (the step count and the metrics rows continue).
-    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill).
-
-    Writes ``out_model_dir`` (``save_pretrained`` of model and tokenizer, renamed into place at the
-    end, with a provenance sidecar ``model.safetensors.meta.json``), ``metrics_csv`` (one row per
-    evaluation) and ``summary_json``; returns the summary.
-    """
-    logger = log or logging.getLogger(__name__)
-    session_start = time.perf_counter()
-    args.validate()
-    args.log_settings(logger)
-    out_model_dir, checkpoint_dir = Path(out_model_dir), Path(checkpoint_dir)
-    _clean_stale(checkpoint_dir, out_model_dir)
-    device = pick_device(args.device)
-    use_bf16 = bool(args.bf16 and device.startswith("cuda"))
-    if use_bf16 and not torch.cuda.is_bf16_supported():
-        logger.warning("bf16 was asked for but this GPU does not support it; training in fp32")
-        use_bf16 = False
-
-    def autocast():
-        if use_bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    texts = [t for t in corpus_texts if isinstance(t, str) and t.strip()]
-    if len(texts) < 2:
-        raise UserError(
-            f"training run '{args.name}' needs at least 2 non-empty texts in column "
-            f"'{args.column}' (one to train on, one to hold out; got {len(texts)}); add text to "
-            "the corpus or train on another column"
-        )
-    model, tokenizer, init_desc, init_key = _load_init(args, tokenizer_dir_or_base_model)
-    max_pos = int(getattr(model.config, "max_position_embeddings", args.max_length))
-    max_length = min(args.max_length, max_pos)
-    if max_length < args.max_length:
-        logger.info("max_length %d cut to the model's %d positions", args.max_length, max_pos)
-
-    # held-out split (seeded)
-    perm = np.random.default_rng(args.seed).permutation(len(texts))
-    n_eval = max(1, round(len(texts) * args.eval_fraction))
-    n_train = len(texts) - n_eval
-    if n_train < 1:
-        raise UserError(
-            f"training run '{args.name}': eval_fraction {args.eval_fraction:g} holds out {n_eval} "
-            f"of {len(texts)} sentences and leaves none to train on; lower eval_fraction or add "
-            "text to the corpus"
-        )
-    if n_train < args.batch_size:
-        raise UserError(
-            f"training run '{args.name}': {n_train} training sentences (of {len(texts)}; "
-            f"{n_eval} held out by eval_fraction {args.eval_fraction:g}) do not fill one batch "
-            f"of batch_size {args.batch_size}; set batch_size to at most {n_train} or add text to "
-            "the corpus"
-        )
-    eval_idx, train_idx = np.sort(perm[:n_eval]), np.sort(perm[n_eval:])
-    encoded = encode_texts(tokenizer, texts, max_length)
-    train_data, eval_data = encoded.subset(train_idx), encoded.subset(eval_idx)
-    if encoded.truncated:
-        logger.info(
-            "%d of %d sentences truncated to %d tokens", encoded.truncated, len(texts), max_length
-        )
-
-    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
-    vocab_size = len(tokenizer)
-    masking = {
-        "vocab_size": vocab_size,
-        "mask_id": tokenizer.mask_token_id,
-        "probability": args.mlm_probability,
-        "mask_replace": args.mask_replace,
-        "random_replace": args.random_replace,
-        "random_pool": random_token_pool(vocab_size, special_ids.tolist()),
-    }
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    eval_set = _eval_set(eval_data, args, masking, pad_id, special_ids)
-    if eval_set.masked == 0:
-        raise UserError(
-            f"training run '{args.name}': the {n_eval} held-out sentences got no masked tokens "
-            f"(masking probability {args.mlm_probability:g}), so nothing can be evaluated; raise "
-            "eval_fraction or add text to the corpus"
-        )
-    counts = np.bincount(torch.cat(train_data.input_ids).numpy(), minlength=vocab_size)
-    counts[special_ids.numpy()] = 0
-    baseline_id = int(counts.argmax())
-
-    stream = _BatchStream(train_data.lengths, args.batch_size, args.seed)
-    total_steps = _total_steps(args, stream.per_epoch)
-    warmup = math.ceil(args.warmup_ratio * total_steps)
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info(
-        "init %s; device %s%s; %d parameters; vocab %d; %d train / %d eval sentences "
-        "(%d masked eval tokens); %d batches per epoch; %d optimizer steps (warmup %d)",
-        init_desc,
-        device,
-        " (bf16 autocast)" if use_bf16 else "",
-        n_params,
-        vocab_size,
-        len(train_idx),
-        n_eval,
-        eval_set.masked,
-        stream.per_epoch,
-        total_steps,
-        warmup,
-    )
-    logger.info(
-        "baseline: always predicting the most frequent training token %r",
-        tokenizer.convert_ids_to_tokens(baseline_id),
-    )
-
-    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
-
-    model.to(device)
-    model.train()
-    optimizer = _optimizer(model, args)
-    if args.lr_schedule == "constant":
-        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
-    else:
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-    mask_gen = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)
-
-    fingerprint = _fingerprint(args, tokenizer, texts, init_key)
-    step = micro = tokens_seen = 0
-    elapsed_before = 0.0
-    loss_sum, loss_tokens = 0.0, 0
-    rows: list[dict[str, Any]] = []
-    resumed_from: int | None = None
-    last_ckpt: tuple[int, Path] | None = None
-    for ckpt_step, path, state in _resume_candidates(checkpoint_dir, fingerprint, total_steps):
-        try:
-            loaded = _read_checkpoint(path, device)
-        except Exception as err:  # a damaged checkpoint: try the previous one
-            logger.warning("cannot read checkpoint %s (%s); trying an older one", path, err)
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        _apply_checkpoint(loaded, model, optimizer, scheduler, mask_gen, device)
-        step, micro = ckpt_step, int(state["micro_batches"])
-        tokens_seen, elapsed_before = int(state["tokens_seen"]), float(state["elapsed_s"])
-        loss_sum, loss_tokens = float(state["loss_sum"]), int(state["loss_tokens"])
-        rows = [r for r in state["metrics"] if r["step"] <= step]
-        resumed_from, last_ckpt = step, (step, path)
-        logger.info("resuming from step %d (checkpoint %s)", step, path)
-        if step < total_steps and total_steps != int(state.get("total_steps", total_steps)):
-            logger.info(
-                "the run now has %d steps (checkpoint: %s); the learning-rate schedule follows "
-                "the new length",
-                total_steps,
-                state.get("total_steps"),
-            )
-        break
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - session_start
-
-    def write_metrics() -> None:
-        write_table(metrics_csv, pd.DataFrame(rows, columns=METRIC_COLUMNS))
-
-    def record_eval() -> dict[str, Any]:
-        nonlocal loss_sum, loss_tokens
-        scores = evaluate(model, eval_set, device, baseline_id, autocast)
-        row = {
-            "step": step,
-            "epoch": round(micro / stream.per_epoch, 4),
-            "train_loss": loss_sum / loss_tokens if loss_tokens else float("nan"),
-            **scores,
-            "learning_rate": scheduler.get_last_lr()[0],
-            "tokens_seen": tokens_seen,
-            "elapsed_s": round(elapsed(), 2),
-        }
-        rows.append(row)
-        loss_sum, loss_tokens = 0.0, 0
-        write_metrics()
-        logger.info(
-            "step %d: eval loss %.4f, perplexity %.2f, accuracy %.4f (baseline %.4f), train loss %.4f",
-            step,
-            row["eval_loss"],
-            row["perplexity"],
-            row["accuracy"],
-            row["baseline_accuracy"],
-            row["train_loss"],
-        )
-        return row
-
-    def checkpoint() -> Path:
-        state = {
-            "step": step,
-            "micro_batches": micro,
-            "tokens_seen": tokens_seen,
-            "elapsed_s": elapsed(),
-            "loss_sum": loss_sum,
-            "loss_tokens": loss_tokens,
-            "metrics": rows,
-            "total_steps": total_steps,
-            "fingerprint": fingerprint,
-            "args": asdict(args),
-        }
-        try:
-            path = _save_checkpoint(
-                checkpoint_dir, step, model, optimizer, scheduler, mask_gen, state
-            )
-        except OSError as err:
-            if err.errno not in _DISK_FULL:
-                raise
-            raise UserError(
-                f"training run '{args.name}': no space left on the device while writing the "
-                f"checkpoint of step {step} under '{checkpoint_dir}' ({err}); free disk space and "
-                "rerun (it resumes from the last complete checkpoint)"
-            ) from err
-        logger.info("checkpoint written: %s", path)
-        return path
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
-        desc=f"train {args.name}",
-        file=_LogStream(logger),
-        mininterval=15,
-        ascii=True,
-        ncols=100,
-    )
-    try:
-        if not rows:
-            record_eval()  # step 0: the untrained model
-        else:
-            write_metrics()
-        while step < total_steps:
-            group = []
-            for _ in range(args.gradient_accumulation):
-                b = collate(train_data, stream[micro], pad_id, special_ids)
-                micro += 1
-                inputs, labels = mask_tokens(
-                    b["input_ids"],
-                    b["attention_mask"],
-                    b["special_mask"],
-                    b["word_ids"] if args.whole_word_mask else None,
-                    generator=mask_gen,
-                    **masking,
-                )
-                tokens_seen += int(b["attention_mask"].sum())
-                group.append((inputs, b["attention_mask"], labels))
-            n_masked = sum(int((lab != IGNORE_INDEX).sum()) for _, _, lab in group)
-            step_loss = 0.0
-            for inputs, attention, labels in group:
-                labels = labels.to(device)
-                positions = labels != IGNORE_INDEX
-                if not positions.any():
-                    continue
-                with autocast():
-                    logits = _masked_logits(
-                        model, inputs.to(device), attention.to(device), positions
-                    )
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float(), labels[positions], reduction="sum"
-                )
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    where = (
-                        f"{last_ckpt[1]} (step {last_ckpt[0]})"
-                        if last_ckpt
-                        else "none (no checkpoint written yet)"
-                    )
-                    raise UserError(
-                        f"training run '{args.name}': the loss became {value} at step {step + 1}; "
-                        f"last good checkpoint: {where}; lower learning_rate (now "
-                        f"{args.learning_rate:g}), raise warmup_ratio or "
-                        "set bf16: false and rerun (changed settings start the run over)"
-                    )
-                (loss / max(n_masked, 1)).backward()
-                step_loss += value
-            if args.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            loss_sum += step_loss
-            loss_tokens += n_masked
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{step_loss / max(n_masked, 1):.3f}",
-                lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                refresh=False,
-            )
-            if step % args.eval_every == 0 or step == total_steps:
-                record_eval()
-            if step % args.checkpoint_every == 0 or step == total_steps:
-                last_ckpt = (step, checkpoint())
-            if on_step is not None:
-                on_step(step)
-        if not rows or rows[-1]["step"] != step:
-            record_eval()
-        if last_ckpt is None or last_ckpt[0] != step:
-            last_ckpt = (step, checkpoint())
-        write_metrics()
-    except torch.cuda.OutOfMemoryError as err:
-        half = args.batch_size // 2
-        try_this = (
-            f"batch_size: {half} with gradient_accumulation: {2 * args.gradient_accumulation} "
-            "keeps the effective batch"
-            if half
-            else "batch_size is already 1: lower max_length or use a smaller model"
-        )
-        raise UserError(
-            f"training run '{args.name}': the GPU ran out of memory at step {step + 1} with "
-            f"batch_size {args.batch_size}; set a smaller batch_size ({try_this}), or lower "
-            "max_length"
-        ) from err
-    finally:
-        bar.close()
-
-    summary = _summary(
-        args,
-        rows,
-        device=device,
-        bf16=use_bf16,
-        init=init_desc,
-        tokenizer_size=vocab_size,
-        parameters=n_params,
-        train_sentences=len(train_idx),
-        eval_sentences=n_eval,
-        eval_masked_tokens=eval_set.masked,
-        truncated_sentences=encoded.truncated,
-        max_length=max_length,
-        steps=step,
-        total_steps=total_steps,
-        epochs_done=round(micro / stream.per_epoch, 4),
-        tokens_seen=tokens_seen,
-        wall_time_s=round(elapsed(), 2),
-        session_time_s=round(time.perf_counter() - session_start, 2),
-        resumed_from_step=resumed_from,
-        baseline_token=tokenizer.convert_ids_to_tokens(baseline_id),
-    )
-    try:
-        _save_model(model, tokenizer, out_model_dir, args, summary)
-    except OSError as err:
-        if err.errno not in _DISK_FULL:
-            raise
-        raise UserError(
-            f"training run '{args.name}': no space left on the device while saving the model to "
-            f"'{out_model_dir}' ({err}); nothing was kept there: free disk space and rerun (it "
-            f"resumes from the checkpoint of step {last_ckpt[0]} and only saves the model)"
-        ) from err
-    write_json(summary_json, summary)
-    logger.info(
-        "done: %d steps, eval loss %.4f -> %.4f, accuracy %.4f (baseline %.4f); model in %s",
-        step,
-        summary["first_eval_loss"],
-        summary["last_eval_loss"],
-        summary["final_accuracy"],
-        summary["baseline_accuracy"],
-        out_model_dir,
-    )
-    return summary
-
-
-def _summary(args: TrainArgs, rows: list[dict[str, Any]], **facts: Any) -> dict[str, Any]:
+def summarize(args: TrainArgs, rows: list[dict[str, Any]], **facts: Any) -> dict[str, Any]:
     first, last = rows[0], rows[-1]
     ratio = last["eval_loss"] / first["eval_loss"] if first["eval_loss"] else float("nan")
     return {
@@ -1167,35 +692,6 @@ def _summary(args: TrainArgs, rows: list[dict[str, Any]], **facts: Any) -> dict[
         "baseline_accuracy": last["baseline_accuracy"],
         "beats_baseline": bool(last["accuracy"] > last["baseline_accuracy"]),
     }
-
-
-def _save_model(
-    model, tokenizer, out_model_dir: Path, args: TrainArgs, summary: dict[str, Any]
-) -> None:
-    """save_pretrained of model and tokenizer into a temporary folder, renamed into place."""
-    out_model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_model_dir.parent / f".{out_model_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.eval()
-        model.to("cpu")
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_sidecar(
-            tmp / "model.safetensors",
-            model=f"training run {args.name}",
-            init=summary["init"],
-            tokenizer=type(tokenizer).__name__,
-            column=args.column,
-            seed=args.seed,
-            steps=summary["steps"],
-            device=summary["device"],
-        )
-        if out_model_dir.exists():
-            shutil.rmtree(out_model_dir)
-        os.replace(tmp, out_model_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1266,18 +762,23 @@ def write_summary_html(summary: dict[str, Any], out_html: str | os.PathLike) -> 
 
 
 __all__ = [
+    "OBJECTIVES",
     "TrainArgs",
     "EncodedCorpus",
+    "EncodedDataset",
+    "MlmCollator",
+    "SparseMlm",
     "encode_texts",
     "japanese_word_pieces",
     "words_from_continuation",
     "mask_tokens",
+    "notebook_masks",
+    "pack_sentences",
     "random_token_pool",
-    "length_grouped_batches",
     "collate",
+    "eval_set",
     "evaluate",
-    "train",
-    "list_checkpoints",
+    "summarize",
     "plot_curves",
     "write_summary_html",
 ]
