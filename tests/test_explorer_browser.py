@@ -324,6 +324,8 @@ def test_compare_page_shares_one_source_and_lists_both_neighbourhoods(pages):
         assert b_list == [texts[j] for j in knn_b[("mean", 4)][0][7]]
         expected = jaccard_rows(knn_a[("mean", 2)][0][7:8], knn_b[("mean", 4)][0][7:8])[0]
         assert sel["shared"]["jaccard"] == pytest.approx(expected)
+        cka = page.locator("a", has_text="Linear CKA between every layer")
+        assert cka.get_attribute("href") == "../../layers/model-a_vs_model-b/cka.png"
         search(page, "tokyo")
         shot(page, "explorer_compare.png")
     assert not errors, errors

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -1128,7 +1129,10 @@ def compare_page(
             "last). Colour 'neighbour overlap' is each sentence's Jaccard index between its "
             "k-NN sets in the two models at the paired layers; click a sentence to list both "
             "neighbour lists (shared neighbours in bold)."
-        ),
+        )
+        + f' <a href="../../layers/{quote(names[0])}_vs_{quote(names[1])}/cka.png">Linear CKA '
+        "between every layer of the two models</a> (report chapter Layers) compares the same "
+        "layers without neighbours.",
         out_html=out_html,
         budget=budget,
         what="sentence",
