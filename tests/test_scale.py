@@ -211,7 +211,13 @@ def test_page_notes_say_how_neighbours_and_maps_were_made():
     }
     notes = search_notes(knn, proj)
     assert "recall@k 0.970–0.991" in notes[0] and "84,300" in notes[0]
-    assert notes.count("cls layer 0 not shown: all the same.") == 1
+    assert (
+        notes.count(
+            "Not shown: cls at layer 0, where every sentence's vector points the same way (spread below embeddings.min_spread; the k-NN table gives each value)."
+        )
+        == 1
+    )
+    assert "[CLS] token's input embedding" in notes[2]
     assert notes[-1] == "t-SNE fitted on a random sample"
     assert search_notes({"vocab": knn["vocab"]}) == ["Neighbours come from exact search."]
 

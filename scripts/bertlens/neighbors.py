@@ -654,9 +654,25 @@ def search_notes(knn: dict[str, Any], projection: dict[str, Any] | None = None) 
         )
     elif searched:
         notes.append("Neighbours come from exact search.")
+    skipped: dict[str, list[str]] = {}
     for name, f in {**knn, **(projection or {})}.items():
-        if "skipped" in f:
-            notes.append(f"{name.replace('/layer', ' layer ')} not shown: {f['skipped']}.")
+        if "skipped" in f and "/layer" in name:
+            pooling, layer = name.split("/layer")
+            skipped.setdefault(pooling, []).append(layer)
+    if skipped:
+        where = "; ".join(
+            f"{p} at layer{'s' if len(ls) > 1 else ''} {', '.join(dict.fromkeys(ls))}"
+            for p, ls in skipped.items()
+        )
+        notes.append(
+            f"Not shown: {where}, where every sentence's vector points the same way (spread "
+            "below embeddings.min_spread; the k-NN table gives each value)."
+        )
+        if "0" in skipped.get("cls", []):
+            notes.append(
+                "At layer 0 the [CLS] vector is the [CLS] token's input embedding, the same for "
+                "every sentence."
+            )
     fitted = {f["tsne"]["note"] for f in (projection or {}).values() if "note" in f.get("tsne", {})}
     notes += sorted(fitted)
     return list(dict.fromkeys(notes))
