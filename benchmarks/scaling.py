@@ -4,6 +4,8 @@ several sizes, wall time and peak memory per stage, growth exponents and a log-l
     python benchmarks/scaling.py --sizes 5000 20000 84300 300000 --out benchmarks/out/scaling
     python benchmarks/scaling.py --sizes 5000 20000 --target results/neighbors/minilm-en/knn.html
     python benchmarks/scaling.py --smoke --out /tmp/scaling     # seconds: tiny model and sizes
+    python benchmarks/scaling.py --alone results/embeddings/minilm-en/sentences_mean.npy \
+        --sizes 5000 20000 84300                               # k-NN, t-SNE, UMAP alone
 
 Each size runs the real workflow (``snakemake --cores N``) in its own folder on a corpus written
 by ``bertlens.synthetic`` (every row kept: ``dedupe_on: []``), with the default config's models
@@ -178,6 +180,37 @@ def markdown(runs: list[dict[str, Any]], slopes: dict[str, float | None], fit_fr
     return "\n".join(lines) + "\n"
 
 
+def stages_alone(vectors: str, sizes: list[int], layer: int = -1) -> list[dict[str, Any]]:
+    """The heavy analysis stages alone, in this process, on ``sizes`` rows (a seeded subsample)
+    of one layer of a stored sentence-vector file (``results/embeddings/<model>/
+    sentences_mean.npy``): k-NN as the knn stage runs it (default settings), t-SNE and UMAP as
+    the project stage runs them."""
+    import numpy as np
+
+    from bertlens.neighbors import knn_search
+    from bertlens.projection import tsne_2d, umap_2d
+    from bertlens.stage import configure_threads
+
+    threads = configure_threads(2)
+    arr = np.load(vectors, mmap_mode="r")
+    full = np.asarray(arr[layer], dtype=np.float32)
+    order = np.random.default_rng(0).permutation(len(full))
+    rows = []
+    for n in sorted(sizes):
+        x = full[np.sort(order[: min(n, len(full))])]
+        row: dict[str, Any] = {"rows": len(x)}
+        started = time.perf_counter()
+        _, _, facts = knn_search(x, 10, threads=threads)
+        row["knn"] = {"seconds": round(time.perf_counter() - started, 1), **facts}
+        for name, fn in (("tsne", tsne_2d), ("umap", umap_2d)):
+            started = time.perf_counter()
+            fn(x, 30, seed=42, threads=threads) if name == "tsne" else fn(x, threads=threads)
+            row[name] = {"seconds": round(time.perf_counter() - started, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 84300, 300000])
@@ -187,9 +220,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--fit-from", type=int, default=20000)
     parser.add_argument("--smoke", action="store_true", help="tiny model and sizes")
+    parser.add_argument(
+        "--alone", metavar="SENTENCES_NPY", help="time k-NN, t-SNE and UMAP alone on this file"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.alone:
+        rows = stages_alone(args.alone, args.sizes)
+        (out / "alone.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        return {"alone": rows}
     if args.smoke:
         cfg, targets = smoke_config(out)
         sizes, fit_from = list(SMOKE_SIZES), SMOKE_SIZES[0]

@@ -72,3 +72,17 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert set(res["exponents"]) >= {"embed", "knn", "project"}
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
     assert "| knn |" in (tmp_path / "scaling.md").read_text()
+
+
+def test_heavy_stages_alone_smoke(tmp_path):
+    import numpy as np
+
+    from benchmarks.scaling import stages_alone
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "s.npy", rng.normal(size=(2, 300, 16)).astype(np.float32))
+    rows = stages_alone(str(tmp_path / "s.npy"), [120, 300])
+    assert [r["rows"] for r in rows] == [120, 300]
+    for r in rows:
+        assert r["knn"]["method"] == "exact" and r["knn"]["seconds"] >= 0
+        assert r["tsne"]["seconds"] > 0 and r["umap"]["seconds"] > 0
