@@ -44,6 +44,7 @@ from bertlens.stage import UserError, pick_device
 from bertlens.training import list_checkpoints, train
 from tests._training_fixtures import SENTENCES, one_torch_thread, tiny_run_config, train_vocab
 from tests.conftest import SNAKEMAKE
+from tests.helpers.checks import files_under, one_line, path_spec
 from tests.helpers.http import XLSX, Bytes, serve
 from tests.helpers.snow import write_snow_xlsx
 from tests.helpers.tiny import REPO, tiny_config, write_config
@@ -54,28 +55,11 @@ def _single_thread():
     yield from one_torch_thread()
 
 
-def _one_line(err: pytest.ExceptionInfo) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg, msg
-    return msg
-
-
-def _path_spec(name: str, folder: Path, **kw) -> ModelSpec:
-    return ModelSpec(name=name, column="en", source="path", ref=str(folder), **kw)
-
-
-def _files(folder: Path) -> list[str]:
-    """Every file under ``folder`` (hidden temporary files included), relative."""
-    if not folder.exists():
-        return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-
-
 # ================================================================================== config
 def test_perplexity_at_least_the_number_of_points():
     with pytest.raises(UserError) as err:
         check_perplexity(30, 40, "sentences of model 'tiny-en', mean pooling, layer 2")
-    msg = _one_line(err)
+    msg = one_line(err)
     assert "t-SNE perplexity 30 is too large for 40 points" in msg
     assert "(points - 1) / 3 = 13.0" in msg and "lower projection.tsne.perplexity" in msg
 
@@ -89,7 +73,7 @@ def test_xlsx_without_the_expected_columns(tmp_path):
     wb.save(path)
     with pytest.raises(UserError) as err:
         read_source(path, "xlsx", "t15")
-    msg = _one_line(err)
+    msg = one_line(err)
     assert "corpus source 't15'" in msg and "has none of the expected columns" in msg
     assert "#やさしい日本語" in msg and "found: 番号, 原文, 訳" in msg
     assert "pick the sheet that has one with sheet: (now 0)" in msg
@@ -100,14 +84,14 @@ def test_empty_sheet(tmp_path):
     openpyxl.Workbook().save(path)
     with pytest.raises(UserError) as err:
         read_source(path, "xlsx", "blank")
-    msg = _one_line(err)
+    msg = one_line(err)
     assert "found: no columns; give the file a header row with these names" in msg
 
 
 def test_small_corpus_is_fine_for_embeddings(tmp_path, tiny_model):
     """Fewer sentences than embeddings.batch_size: one short batch, correct shapes. (The t-SNE of so
     few points then stops with the perplexity message, which names the fix.)"""
-    spec = _path_spec("tiny-en", tiny_model)
+    spec = path_spec("tiny-en", tiny_model)
     tokenizer = load_tokenizer(spec, location(spec))
     model = load_model(spec, location(spec))
     texts = ["A cat sleeps.", "It rains today.", "We walk to the station."]
@@ -125,16 +109,16 @@ def test_small_corpus_is_fine_for_embeddings(tmp_path, tiny_model):
 # ================================================================================== models
 def test_model_folder_that_does_not_exist(tmp_path):
     with pytest.raises(UserError) as err:
-        location(_path_spec("mine", tmp_path / "nope"))
-    assert "directory '" in _one_line(err) and "does not exist; fix 'path:'" in str(err.value)
+        location(path_spec("mine", tmp_path / "nope"))
+    assert "directory '" in one_line(err) and "does not exist; fix 'path:'" in str(err.value)
 
 
 def test_model_folder_without_weights(tmp_path, tiny_model):
     folder = tmp_path / "no-weights"
     shutil.copytree(tiny_model, folder, ignore=shutil.ignore_patterns("*.safetensors*"))
     with pytest.raises(UserError) as err:
-        location(_path_spec("mine", folder))
-    msg = _one_line(err)
+        location(path_spec("mine", folder))
+    msg = one_line(err)
     assert f"model 'mine': '{folder}' has no weights (model.safetensors)" in msg
     assert "save_pretrained" in msg
 
@@ -146,10 +130,10 @@ def test_corrupt_safetensors(tmp_path, tiny_model, damage):
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(os.urandom(4096) if damage == "garbage" else data[: len(data) // 2])
-    spec = _path_spec("mine", folder)
+    spec = path_spec("mine", folder)
     with pytest.raises(UserError) as err:
         load_model(spec, location(spec))
-    msg = _one_line(err)
+    msg = one_line(err)
     assert f"model 'mine': the weights file in '{folder}' is corrupt or incomplete" in msg
     assert "save the model again (save_pretrained) or download it again" in msg
     # the fill-mask stage looks at the weight names first: it reaches the same message
@@ -162,7 +146,7 @@ def test_corrupt_safetensors(tmp_path, tiny_model, damage):
 def test_tokenizer_larger_than_the_embedding_matrix(tiny_model):
     from transformers import BertConfig, BertModel
 
-    spec = _path_spec("mine", tiny_model)
+    spec = path_spec("mine", tiny_model)
     tokenizer = load_tokenizer(spec, str(tiny_model))
     model = BertModel(
         BertConfig(
@@ -175,7 +159,7 @@ def test_tokenizer_larger_than_the_embedding_matrix(tiny_model):
     )
     with pytest.raises(UserError) as err:
         check_vocab(spec, tokenizer, model)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"model 'mine': tokenizer has {len(tokenizer)} tokens but the model's embedding matrix "
         "has 1000 rows; use the tokenizer saved with this model"
     )
@@ -184,7 +168,7 @@ def test_tokenizer_larger_than_the_embedding_matrix(tiny_model):
 def test_model_package_not_installed():
     with pytest.raises(UserError) as err:
         package_model_dir("no_such_model_pkg")
-    assert _one_line(err).startswith(
+    assert one_line(err).startswith(
         "model package 'no_such_model_pkg' is not installed; install it with "
         "'pip install no-such-model-pkg'"
     )
@@ -195,7 +179,7 @@ def test_cuda_asked_for_without_a_gpu():
         pytest.skip("this machine has a GPU")
     with pytest.raises(UserError) as err:
         pick_device("cuda:1")
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "device 'cuda:1' was requested but torch sees no CUDA GPU; set device: auto (or cpu) "
         "in the config"
     )
@@ -251,7 +235,7 @@ def test_custom_architecture_code_is_refused(tmp_path, tiny_model):
     _edit_json(
         folder / "tokenizer_config.json", tokenizer_class="EvilTokenizer", auto_map=tokenizer_map
     )
-    spec = _path_spec("evil", folder)
+    spec = path_spec("evil", folder)
     expected = (
         f"model 'evil': '{folder}' needs code from the model repository to load (auto_map in "
         "its config); bertlens never runs such code (trust_remote_code=False): use a model "
@@ -259,11 +243,11 @@ def test_custom_architecture_code_is_refused(tmp_path, tiny_model):
     )
     with pytest.raises(UserError) as err:
         load_tokenizer(spec, location(spec))
-    assert _one_line(err) == expected
+    assert one_line(err) == expected
     for head in ("base", "mlm"):
         with pytest.raises(UserError) as err:
             load_model(spec, location(spec), head=head)
-        assert _one_line(err) == expected
+        assert one_line(err) == expected
     assert not marker.exists()
 
 
@@ -279,7 +263,7 @@ def test_custom_code_next_to_a_known_architecture_is_ignored(tmp_path, tiny_mode
         folder / "tokenizer_config.json",
         auto_map={"AutoTokenizer": [None, "tokenization_evil.EvilTokenizer"]},
     )
-    spec = _path_spec("bert-with-code", folder)
+    spec = path_spec("bert-with-code", folder)
     tokenizer = load_tokenizer(spec, location(spec))
     model = load_model(spec, location(spec))
     assert type(model).__name__ == "BertModel"
@@ -300,7 +284,7 @@ def test_mecab_package_missing(monkeypatch, tiny_model, missing):
     )
     with pytest.raises(UserError) as err:
         mecab_tagger("ipadic")
-    assert _one_line(err) == expected
+    assert one_line(err) == expected
     # a Japanese model stage stops with the same line before loading anything
     spec = ModelSpec(
         name="ja", column="easy_ja", source="path", ref=str(tiny_model), tokenizer="bert-japanese"
@@ -312,7 +296,7 @@ def test_mecab_package_missing(monkeypatch, tiny_model, missing):
 def test_mecab_dictionary_unknown_name():
     with pytest.raises(UserError) as err:
         check_mecab("unidic-lite")
-    assert _one_line(err).startswith(
+    assert one_line(err).startswith(
         "unknown MeCab dictionary 'unidic-lite'; use ipadic or unidic_lite"
     )
 
@@ -324,7 +308,7 @@ def test_mecab_dictionary_broken(monkeypatch, tmp_path):
     monkeypatch.setattr(ipadic, "MECAB_ARGS", ipadic.MECAB_ARGS.replace(ipadic.DICDIR, str(gone)))
     with pytest.raises(UserError) as err:
         mecab_tagger("ipadic")
-    msg = _one_line(err)
+    msg = one_line(err)
     assert msg.startswith("MeCab could not open the 'ipadic' dictionary (")
     assert f"no such file or directory: {gone}/mecabrc" in msg
     assert msg.endswith("reinstall it with 'pip install --force-reinstall ipadic'")
@@ -385,14 +369,14 @@ def _train(root: Path, vocab_dir: Path, texts=SENTENCES, **overrides):
 def test_corpus_too_small_for_training(tmp_path, vocab_dir, texts, overrides, expected):
     with pytest.raises(UserError) as err:
         _train(tmp_path, vocab_dir, texts, **overrides)
-    assert _one_line(err) == expected
-    assert _files(tmp_path) == []  # failed before writing anything
+    assert one_line(err) == expected
+    assert files_under(tmp_path) == []  # failed before writing anything
 
 
 def test_loss_explodes_with_a_huge_learning_rate(tmp_path, vocab_dir):
     with pytest.raises(UserError) as err:
         _train(tmp_path, vocab_dir, learning_rate=1e30, max_steps=10, checkpoint_every=1)
-    msg = _one_line(err)
+    msg = one_line(err)
     ckpts = list_checkpoints(tmp_path / "checkpoints")
     assert ckpts, "the last checkpoint before the failure must be kept"
     step, path = ckpts[-1]
@@ -419,7 +403,7 @@ def test_out_of_memory_names_the_batch_size_to_try(tmp_path, vocab_dir, monkeypa
     monkeypatch.setattr(mlm, "_masked_logits", oom)
     with pytest.raises(UserError) as err:
         _train(tmp_path, vocab_dir, batch_size=8, max_steps=5)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "training run 'tiny': the GPU ran out of memory at step 1 with batch_size 8; set a "
         "smaller batch_size (batch_size: 4 with gradient_accumulation: 2 keeps the effective "
         "batch), or lower max_length"
@@ -445,7 +429,7 @@ def test_disk_full_while_saving_the_model(tmp_path, vocab_dir, monkeypatch):
         m.setattr(PreTrainedTokenizerBase, "save_pretrained", full_disk)
         with pytest.raises(UserError) as err:
             _train(tmp_path, vocab_dir, **overrides)
-    msg = _one_line(err)
+    msg = one_line(err)
     assert f"no space left on the device while saving the model to '{tmp_path / 'model'}'" in msg
     assert "free disk space and rerun (it resumes from the checkpoint of step 4" in msg
     assert not (tmp_path / "model").exists()
@@ -469,7 +453,7 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, vocab_dir, monkeypatch):
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(UserError) as err:
         _train(tmp_path, vocab_dir, max_steps=4, checkpoint_every=2, eval_every=2)
-    msg = _one_line(err)
+    msg = one_line(err)
     assert "no space left on the device while writing the checkpoint of step 2 under " in msg
     assert "free disk space and rerun (it resumes from the last complete checkpoint)" in msg
     assert list((tmp_path / "checkpoints").iterdir()) == []
@@ -696,7 +680,7 @@ def test_missing_column_in_a_real_run_leaves_no_corpus(background):
         "the corpus has: ja, easy_ja. Fix the model's column: or add a source with that column"
     )
     assert f"ERROR [corpus]: {expected}" in out, out[-3000:]
-    assert _files(job.work / "results" / "corpus") == []
+    assert files_under(job.work / "results" / "corpus") == []
     log = (job.work / "results" / "logs" / "corpus.log").read_text(encoding="utf-8")
     errors = [ln for ln in log.splitlines() if " ERROR " in ln]
     assert len(errors) == 1 and errors[0].endswith(expected)
@@ -711,7 +695,7 @@ def test_truncated_download_in_a_real_run_leaves_no_file(background):
     base, size = job.info["base"], job.info["size"]
     assert rc != 0
     assert base.counts["/T15.xlsx"] == 2  # the job and Snakemake's retry
-    assert _files(job.work / "results" / "downloads") == []
+    assert files_under(job.work / "results" / "downloads") == []
     msg = (
         f"could not download {base}/T15.xlsx after 1 attempt (truncated download: got "
         f"{size // 2} of {size} bytes); check the URL and your network, or download the file "
@@ -734,4 +718,4 @@ def test_hub_model_offline_and_not_cached(background):
             "Hugging Face cache and HF_HUB_OFFLINE is set" in msg
         )
         assert "unset HF_HUB_OFFLINE" in msg and "HF_ENDPOINT" in msg and "'path: <folder>'" in msg
-    assert _files(job.work / "hf") == []  # nothing was fetched or half-written
+    assert files_under(job.work / "hf") == []  # nothing was fetched or half-written

@@ -17,22 +17,7 @@ from bertlens.models import (
 )
 from bertlens.stage import UserError
 from bertlens.tokenstats import run_tokenization
-
-
-def _one_line(err: pytest.ExceptionInfo) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg, msg
-    return msg
-
-
-def _path_spec(name: str, folder: Path, **kw) -> ModelSpec:
-    return ModelSpec(name=name, column="en", source="path", ref=str(folder), **kw)
-
-
-def _files(folder: Path) -> list[str]:
-    if not folder.exists():
-        return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+from tests.helpers.checks import files_under, one_line, path_spec
 
 
 # ============================================================================ tokenizer fits
@@ -40,10 +25,10 @@ def test_model_folder_without_tokenizer_files(tmp_path, tiny_model):
     """config.json and weights only: transformers would build a 5-token tokenizer."""
     folder = tmp_path / "no-tokenizer"
     shutil.copytree(tiny_model, folder, ignore=shutil.ignore_patterns("*token*", "vocab*"))
-    spec = _path_spec("mine", folder)
+    spec = path_spec("mine", folder)
     with pytest.raises(UserError) as err:
         load_tokenizer(spec, location(spec))
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"model 'mine': '{folder}' has no tokenizer files (tokenizer.json, vocab.txt); "
         "transformers would make a 5-token placeholder that turns every word into [UNK]: save "
         f"the model's tokenizer there (tokenizer.save_pretrained('{folder}'))"
@@ -59,19 +44,19 @@ def test_tokenizer_of_another_model(tmp_path, tiny_model):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cat"]) + "\n")
     BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
-    spec = _path_spec("mine", folder)
+    spec = path_spec("mine", folder)
     tokenizer = load_tokenizer(spec, location(spec))
     with pytest.raises(UserError) as err:
         check_tokenizer_fits(spec, tokenizer, location(spec))
     assert len(tokenizer) < 10
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"model 'mine': tokenizer has {len(tokenizer)} tokens but the model's embedding matrix has 30522 rows: "
         "the tokenizer does not belong to this model; use the tokenizer saved with this model"
     )
 
 
 def test_mostly_unk_corpus_stops_before_writing(tmp_path, tiny_model):
-    spec = _path_spec("tiny-en", tiny_model)
+    spec = path_spec("tiny-en", tiny_model)
     tokenizer = load_tokenizer(spec, location(spec))
     out = {
         k: str(tmp_path / f"{k}.out")
@@ -81,13 +66,13 @@ def test_mostly_unk_corpus_stops_before_writing(tmp_path, tiny_model):
     texts = ["🙂🙃 🤖🤖 🦜", "ꦧꦱꦗꦮ ꦲꦏ꧀ꦱꦫ", "A cat sleeps."]
     with pytest.raises(UserError) as err:
         run_tokenization(tokenizer, texts, "en", 32, out, "tiny-en", max_unk_rate=0.25)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "model 'tiny-en': its tokenizer turns 55.6% of the tokens of column 'en' into [UNK] "
         "(limit tokens.max_unk_rate: 0.25); the tokenizer does not fit this text: save the "
         "model's own tokenizer into its folder, or pick a model for this language or another "
         "column:"
     )
-    assert _files(tmp_path) == []
+    assert files_under(tmp_path) == []
 
 
 # ============================================================================ corpus formats
@@ -194,7 +179,7 @@ def test_xlsx_formula_without_saved_value(tmp_path):
     path = _formula_workbook(tmp_path / "f.xlsx", cached=None)
     with pytest.raises(UserError) as err:
         read_source(path, "xlsx", "f")
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"corpus source 'f': cell B2 of sheet 'Sheet' in '{path}' is a formula "
         '(="猫"&"です。") without a saved value (the file was written by a program that does not '
         "compute formulas); open it in Excel or LibreOffice and save it again, or paste the "
@@ -217,7 +202,7 @@ def test_xlsx_missing_sheet_lists_the_sheets(tmp_path):
     for sheet, shown in (("t15", "'t15'"), (2, "2")):
         with pytest.raises(UserError) as err:
             read_source(path, "xlsx", "two", sheet=sheet)
-        assert _one_line(err) == (
+        assert one_line(err) == (
             f"corpus source 'two': '{path}' has no sheet {shown} (its sheets: 'notes', 'T15'); "
             "fix sheet: in corpus.sources (a name, or an index from 0)"
         )
@@ -230,7 +215,7 @@ def test_utf16_text_is_named(tmp_path):
     path.write_text("ID\t#やさしい日本語\n1\t猫です。\n", encoding="utf-16")
     with pytest.raises(UserError) as err:
         read_source(path, "tsv", "u16")
-    msg = _one_line(err)
+    msg = one_line(err)
     assert msg == (
         f"corpus source 'u16': '{path}' is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save "
         "it as UTF-8 ('CSV UTF-8' in Excel) or convert it, e.g. 'iconv -f UTF-16 -t UTF-8 "
@@ -259,7 +244,7 @@ def test_header_near_miss_is_named(tmp_path):
         read_source(path, "tsv", "near")
     assert (
         "found: ID, #やさしい日本語文; near misses: '#やさしい日本語文' (meant '#やさしい日本語'?); "
-        "give the file a header row with these names" in _one_line(err)
+        "give the file a header row with these names" in one_line(err)
     )
 
 
@@ -271,7 +256,7 @@ def test_header_near_miss_is_named_when_its_column_is_needed(tmp_path):
     frame = read_source(path, "tsv", "near")
     with pytest.raises(UserError) as err:
         clean([frame], required=["easy_ja", "en"], dedupe_on=[])
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "column 'en' is needed (by a model or the MeCab stats) but no corpus source has it; the "
         "corpus has: easy_ja (headers not understood: '#英語(原文' (meant '#英語(原文)'?)). Fix "
         "the model's column: or add a source with that column"
@@ -285,7 +270,7 @@ def test_csv_with_a_badly_quoted_cell(tmp_path):
     path.write_text('ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', encoding="utf-8")
     with pytest.raises(UserError) as err:
         read_source(path, "csv", "q")
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"corpus source 'q': '{path}' line 3: a quoted cell is not closed properly (',' expected "
         'after \'"\'); quote the whole cell and double the quotes inside it (""like this""), as '
         "spreadsheet programs do"
@@ -299,7 +284,7 @@ def test_row_with_more_cells_than_the_header(tmp_path):
     path.write_text("ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", encoding="utf-8")
     with pytest.raises(UserError) as err:
         read_source(path, "csv", "w")
-    assert _one_line(err) == (
+    assert one_line(err) == (
         f"corpus source 'w': '{path}' row 3 has 3 cells but the header has 2; quote cells that "
         "contain the separator, or fix the row"
     )
@@ -360,7 +345,7 @@ def test_source_that_adds_no_rows_is_named(tmp_path):
     frames = _snow_and_txt(tmp_path, txt_column="ja")
     with pytest.raises(UserError) as err:
         clean(frames, ["easy_ja", "en"], ["ja", "easy_ja", "en"], uses=USES)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "corpus source 'extra' adds no rows: of its 3 rows, 3 have no text in easy_ja/en (the "
         "columns the models, MeCab statistics and training runs read) and 0 repeat earlier rows; "
         "give it text in one of those columns (a .txt source fills its text_column, by default "
@@ -375,7 +360,7 @@ def test_use_without_rows_is_named(tmp_path):
     path.write_text("ID\t#やさしい日本語\t#英語(原文)\n1\t猫です。\t\n2\t雨です。\t\n")
     with pytest.raises(UserError) as err:
         clean([read_source(path, "tsv", "c")], ["easy_ja", "en"], [], uses=USES)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "model 'minilm-en' reads column 'en', which has no text in any corpus row (after "
         "max_rows); give a source with text in that column or fix the column:"
     )
@@ -397,11 +382,11 @@ def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
             [{"name": "web", "url": url}], {"web": str(cached)}, ["easy_ja"], [], "NFKC", None,
             str(tmp_path / "corpus.parquet"), str(tmp_path / "stats.json"),
         )  # fmt: skip
-    msg = _one_line(err)
+    msg = one_line(err)
     assert msg.startswith(f"corpus source 'web': '{url}' has none of the expected columns")
     assert msg.endswith("(the downloaded copy was deleted: the next run downloads it again)")
     assert str(cached) not in msg
-    assert _files(tmp_path) == []
+    assert files_under(tmp_path) == []
 
 
 # ============================================================================ one clear line
@@ -425,11 +410,11 @@ def test_max_length_above_the_model_positions(tiny_model):
     tokenizer = load_tokenizer(spec, location(spec))
     with pytest.raises(UserError) as err:
         check_tokenizer_fits(spec, tokenizer, location(spec))
-    assert _one_line(err) == expected
+    assert one_line(err) == expected
     for head in ("base", "mlm"):
         with pytest.raises(UserError) as err:
             load(_sm(entry), head=head)
-        assert _one_line(err) == expected
+        assert one_line(err) == expected
     load(_sm({**entry, "max_length": 64}))  # exactly the positions is fine
 
 
@@ -449,7 +434,7 @@ def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
     }
     with pytest.raises(UserError) as err:
         check_pooler_poolings(config)
-    assert _one_line(err) == (
+    assert one_line(err) == (
         "model 'mine' has no pooler (its weights have no pooler.* tensors), but "
         "projection.sentences.poolings ask for the 'pooler' pooling; remove 'pooler' there (cls "
         "and mean work for every model) or use a checkpoint saved with its pooler"
@@ -518,10 +503,10 @@ def test_unsafe_pickle_weights_are_refused(tmp_path, tiny_model):
     marker = tmp_path / "EXECUTED"
     state = load_file(tiny_model / "model.safetensors")
     torch.save({**state, "evil": _Planted(str(marker))}, folder / "pytorch_model.bin")
-    spec = _path_spec("mine", folder)
+    spec = path_spec("mine", folder)
     with pytest.raises(UserError) as err:
         load_model(spec, location(spec))
-    msg = _one_line(err)
+    msg = one_line(err)
     assert msg == (
         f"model 'mine': the weights file in '{folder}' is a pickle that holds more than tensors "
         "(it imports io.open); bertlens loads weights only and never runs code from a model "
@@ -554,7 +539,7 @@ def test_corpus_too_small_for_tsne_and_knn(rows, expected):
 
     with pytest.raises(UserError) as err:
         check_rows_for_analysis({"model 'tiny-en'": rows}, 30, 10)
-    assert _one_line(err) == expected
+    assert one_line(err) == expected
     check_rows_for_analysis({"model 'tiny-en'": 92}, 30, 10)
 
 

@@ -1,0 +1,28 @@
+"""Small checks shared by the failure tests: a message is one line, a model spec of a folder, the
+files a folder holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bertlens.models import ModelSpec
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    """The exception's message, asserted to be one line."""
+    msg = str(err.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def path_spec(name: str, folder: Path, **kw) -> ModelSpec:
+    return ModelSpec(name=name, column="en", source="path", ref=str(folder), **kw)
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file under ``folder`` (hidden temporary files included), relative."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
