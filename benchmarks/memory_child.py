@@ -8,7 +8,6 @@ last line.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -23,15 +22,8 @@ from transformers import BertConfig, BertModel  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
 from bertlens.embeddings import sentence_embeddings  # noqa: E402
 from bertlens.models import ModelSpec, load_tokenizer, location  # noqa: E402
+from bertlens.stage import peak_rss_mib  # noqa: E402
 from bertlens.tokenstats import tokenize_texts  # noqa: E402
-
-
-def peak_rss_kib() -> int:
-    """VmHWM of this process image (ru_maxrss would include the parent's pages from before exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(n: int, max_length: int, layers: int, hidden: int, corpus: str | None = None) -> None:
@@ -64,7 +56,6 @@ def main(n: int, max_length: int, layers: int, hidden: int, corpus: str | None =
     written = sum(Path(p).stat().st_size for p in paths.values())
     for p in paths.values():
         Path(p).unlink()
-    peak_kib = peak_rss_kib()
     print(
         json.dumps(
             {
@@ -72,7 +63,7 @@ def main(n: int, max_length: int, layers: int, hidden: int, corpus: str | None =
                 "layers": layers,
                 "tokens": facts["tokens"],
                 "seconds": round(seconds, 1),
-                "peak_rss_mib": peak_kib / 1024,
+                "peak_rss_mib": peak_rss_mib(),
                 "output_mib": written / 2**20,
             }
         )

@@ -101,7 +101,16 @@ def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory (what benchmarks/scaling.py reads from the logs)."""
+    """This process's peak resident memory in MiB (what benchmarks/scaling.py reads from the
+    logs): VmHWM of this process image (ru_maxrss would include the parent's pages from before
+    exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # not Linux
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
