@@ -94,12 +94,13 @@ class Clock(TrainerCallback):
 def run_ours(
     texts, vocab_dir, score, seconds, every, settings, work: Path, device: str, timer
 ) -> dict[str, Any]:
+    from bertlens.config import run_with_defaults
     from bertlens.mlm import TrainArgs
     from bertlens.training import train
 
     entry = {**ours_defaults(), **settings}
     entry["epochs"] = entry.get("epochs", 40)
-    args = TrainArgs.from_config(entry, name="ours", device=device)
+    args = TrainArgs.from_config(run_with_defaults(entry), name="ours", device=device)
     clock = Clock(timer(), seconds, every, score, timer)
     clock.points.append({"seconds": 0.0, "eval_loss": None, "step": 0, "tokens": 0})
     summary = train(
@@ -185,7 +186,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     train_texts = [t for t in texts[: -a.held_out] if t not in set(held)]
     work = Path(tempfile.mkdtemp(prefix="mlm-time-"))
     print(f"work folder {work}", flush=True)
-    train_wordpiece_vocab(train_texts, work / "vocab", size=4000, min_frequency=1)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    train_wordpiece_vocab(
+        train_texts, work / "vocab", size=4000, min_frequency=1, special_tokens=special,
+        mecab_dic="ipadic",
+    )  # fmt: skip
     tokenizer = load_trained_tokenizer(work / "vocab")
 
     def score(model) -> float:

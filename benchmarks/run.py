@@ -211,13 +211,18 @@ def bench_tsne(repeats: int, smoke: bool) -> dict[str, Any]:
 def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str, Any]:
     from transformers import BertConfig, BertForMaskedLM
 
+    from bertlens.config import run_with_defaults
     from bertlens.mlm import TrainArgs
     from bertlens.training import train
     from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
 
     texts = texts_for("easy_ja", n, corpus)
     tmp = Path(tempfile.mkdtemp(prefix="bench-mlm-"))
-    train_wordpiece_vocab(texts, tmp / "vocab", size=4000, min_frequency=1)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    train_wordpiece_vocab(
+        texts, tmp / "vocab", size=4000, min_frequency=1, special_tokens=special,
+        mecab_dic="ipadic",
+    )  # fmt: skip
     tokenizer = load_trained_tokenizer(tmp / "vocab")
     bert = {
         "num_hidden_layers": 4,
@@ -238,23 +243,26 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
 
     def run_ours(name: str, max_steps: int) -> dict[str, Any]:
         args = TrainArgs.from_config(
-            {
-                "column": "easy_ja",
-                "init": "scratch",
-                "bert": bert,
-                "batch_size": 16,
-                "learning_rate": lr,
-                # the notebook's optimizer: AdamW at a constant rate, no warmup
-                "lr_schedule": "constant",
-                "warmup_ratio": 0.0,
-                "max_steps": max_steps,
-                "eval_every": 10**9,
-                "checkpoint_every": 10**9,
-                "eval_fraction": 0.05,
-                "seed": 42,
-                "max_length": 100,
-            },
+            run_with_defaults(
+                {
+                    "column": "easy_ja",
+                    "init": "scratch",
+                    "bert": bert,
+                    "batch_size": 16,
+                    "learning_rate": lr,
+                    # the notebook's optimizer: AdamW at a constant rate, no warmup
+                    "lr_schedule": "constant",
+                    "warmup_ratio": 0.0,
+                    "max_steps": max_steps,
+                    "eval_every": 10**9,
+                    "checkpoint_every": 10**9,
+                    "eval_fraction": 0.05,
+                    "seed": 42,
+                    "max_length": 100,
+                }
+            ),
             name=name,
+            device="auto",
         )
         run_dir = tmp / name
         start = time.perf_counter()

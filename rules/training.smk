@@ -20,7 +20,7 @@ rule train_vocab:
     conda:
         "../envs/torch.yaml"
     params:
-        vocab=lambda wc: TRAINING[wc.run].get("vocab", {}),
+        vocab=lambda wc: TRAINING[wc.run]["vocab"],
         column=lambda wc: TRAINING[wc.run]["column"],
     script:
         "../scripts/train_vocab.py"
@@ -89,6 +89,8 @@ rule fill_mask:
     threads: stage_threads("fill_mask")
     params:
         model=model_params,
-        fill_mask=config["fill_mask"],
+        # only the probes of the model's own column: editing another column's reruns nothing here
+        probes=lambda wc: config["fill_mask"]["probes"].get(MODELS[wc.model]["column"], []),
+        top_k=config["fill_mask"]["top_k"],
     script:
         "../scripts/fill_mask.py"

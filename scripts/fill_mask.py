@@ -9,9 +9,7 @@ from bertlens.stage import run
 def main(sm):
     spec = ModelSpec.from_config(sm.params.model)
     loc = location(spec, trained_dir=getattr(sm.input, "model_dir", None))
-    settings = sm.params.fill_mask
-    probes = (settings.get("probes") or {}).get(spec.column, [])
-    top_k = int(settings.get("top_k", 5))
+    probes, top_k = sm.params.probes, sm.params.top_k
     table = run_fill_mask(spec, loc, probes, top_k)
     write_table(sm.output.csv, table)
     write_html_table(

@@ -2,25 +2,26 @@
 every encoder layer, pooler, MLM head) and compare them with the model's own outputs; count the
 parameters by component."""
 
-from bertlens.internals import run_internals, wants_mlm_head
+from bertlens.internals import run_internals
 from bertlens.io import write_html_table, write_sidecar, write_table
+from bertlens.models import has_mlm_head
 from bertlens.modelstage import corpus_column, load, spec_and_location
 from bertlens.stage import run
 
 
 def main(sm):
     spec, loc = spec_and_location(sm)
-    head = "mlm" if wants_mlm_head(loc, spec.revision) else "base"
+    head = "mlm" if has_mlm_head(loc, spec.revision) else "base"
     spec, loc, tokenizer, model = load(sm, head=head)
 
     texts = corpus_column(sm.input.corpus, spec)
     cfg = dict(sm.params.internals)
-    tolerance = cfg.get("tolerance", 1e-4)
+    tolerance = cfg["tolerance"]
     checks, params = run_internals(
         model,
         tokenizer,
         texts.tolist(),
-        n_sentences=cfg.get("sentences", 8),
+        n_sentences=cfg["sentences"],
         max_length=spec.max_length,
         tolerance=tolerance,
     )
@@ -32,7 +33,7 @@ def main(sm):
         title=f"{spec.name}: BERT rebuilt by hand vs the model ({type(model).__name__})",
         note=(
             f"max_abs_error: largest |by hand - model| over the real tokens of one padded batch "
-            f"of {cfg.get('sentences', 8)} corpus sentences (fp32, eval mode); tolerance "
+            f"of {cfg['sentences']} corpus sentences (fp32, eval mode); tolerance "
             f"{tolerance:g}. {failed} check(s) failed; empty passed = skipped (see note)."
         ),
         float_format="{:.3g}",

@@ -1,11 +1,10 @@
 """Layer lens, part 5: the model's MLM head applied to every layer at masked positions of
 held-out sentences."""
 
-from bertlens.fillmask import has_mlm_head
 from bertlens.io import read_table, write_html_table, write_sidecar, write_table
 from bertlens.layerplots import lens_png
 from bertlens.logitlens import held_out_rows, lens_rows, logit_lens, note_frame
-from bertlens.models import check_vocab, load_model, load_tokenizer
+from bertlens.models import check_vocab, has_mlm_head, load_model, load_tokenizer
 from bertlens.modelstage import corpus_texts, provenance_of, spec_and_location
 from bertlens.stage import pick_device, run
 

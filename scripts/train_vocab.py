@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from bertlens.stage import run
-from bertlens.vocab import corpus_texts, train_wordpiece_vocab, vocab_settings, write_vocab_html
+from bertlens.vocab import corpus_texts, train_wordpiece_vocab, write_vocab_html
 
 
 def main(sm):
-    settings = vocab_settings(sm.params.vocab)
+    settings = sm.params.vocab
     texts = corpus_texts(sm.input.corpus, sm.params.column)
     stats = train_wordpiece_vocab(
         texts,

@@ -71,6 +71,10 @@ TINY_BERT = {
 }
 
 
+#: BERT's special tokens (the schema's default of `vocab: special_tokens:`).
+BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
 def train_vocab(out_dir: Path, size: int = 400, min_frequency: int = 2) -> Path:
     """Train the test vocabulary into ``out_dir`` (MeCab + WordPiece) and return the folder."""
     from bertlens.vocab import train_wordpiece_vocab
@@ -80,13 +84,18 @@ def train_vocab(out_dir: Path, size: int = 400, min_frequency: int = 2) -> Path:
         out_dir,
         size=size,
         min_frequency=min_frequency,
+        special_tokens=BERT_SPECIAL,
+        mecab_dic="ipadic",
         stats_json=out_dir / "stats.json",
     )
     return out_dir
 
 
 def tiny_run_config(**overrides: Any) -> dict[str, Any]:
-    """A `training:` entry for a tiny scratch run (overrides replace top-level keys)."""
+    """A `training:` entry for a tiny scratch run (overrides replace top-level keys), with the
+    schema's defaults filled in as the workflow's validation fills them."""
+    from bertlens.config import run_with_defaults
+
     cfg: dict[str, Any] = {
         "column": "easy_ja",
         "init": "scratch",
@@ -104,7 +113,7 @@ def tiny_run_config(**overrides: Any) -> dict[str, Any]:
         "seed": 7,
     }
     cfg.update(overrides)
-    return cfg
+    return run_with_defaults(cfg)
 
 
 def sample_texts() -> list[str]:

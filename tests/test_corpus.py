@@ -12,7 +12,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from bertlens.config import check_config
+from bertlens.config import check_config, with_defaults
 from bertlens.corpus import (
     build_corpus,
     clean,
@@ -419,6 +419,9 @@ BASE_CONFIG = {
         },
     },
 }
+
+# check_config runs on the config the schema has validated and filled (rules/common.smk)
+BASE_CONFIG = with_defaults(BASE_CONFIG)
 
 
 def test_valid_config_passes():

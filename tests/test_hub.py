@@ -81,8 +81,8 @@ MLM_PROBE = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {scripts!r})
-    from bertlens.internals import wants_mlm_head
-    print("MLM", wants_mlm_head("bertlens-test/tiny-mlm"), wants_mlm_head("bertlens-test/tiny-bert"))
+    from bertlens.models import has_mlm_head
+    print("MLM", has_mlm_head("bertlens-test/tiny-mlm"), has_mlm_head("bertlens-test/tiny-bert"))
     """
 ).format(scripts=str(REPO / "scripts"))
 

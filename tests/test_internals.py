@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bertlens import internals
-from bertlens.models import ModelSpec, load_model, load_tokenizer, location
+from bertlens.models import ModelSpec, has_mlm_head, load_model, load_tokenizer, location
 from tests.helpers.tiny import save_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def tiny_mlm_dir(tmp_path_factory) -> Path:
 def tiny_mlm(tiny_mlm_dir):
     """The tiny model loaded back the way the stage loads it (head from the saved
     architecture)."""
-    assert internals.wants_mlm_head(str(tiny_mlm_dir))
+    assert has_mlm_head(str(tiny_mlm_dir))
     spec = ModelSpec.from_config({"name": "tiny", "path": str(tiny_mlm_dir), "column": "en"})
     loc = location(spec)
     return load_model(spec, loc, head="mlm"), load_tokenizer(spec, loc)
@@ -246,7 +246,9 @@ def test_non_bert_is_skipped_without_crash(english):
     model = DistilBertModel(
         DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, hidden_dim=64)
     ).eval()
-    checks, params = internals.run_internals(model, tokenizer, english, n_sentences=4)
+    checks, params = internals.run_internals(
+        model, tokenizer, english, n_sentences=4, max_length=128, tolerance=TOL
+    )
     skipped = checks[checks["passed"].isna()]
     assert len(skipped) >= 6
     assert skipped["note"].str.contains("not BERT").all()
@@ -270,7 +272,9 @@ def test_parameter_table(minilm, tiny_mlm):
 
 def test_run_internals_tables(minilm, english):
     model, tokenizer = minilm
-    checks, params = internals.run_internals(model, tokenizer, english, n_sentences=5)
+    checks, params = internals.run_internals(
+        model, tokenizer, english, n_sentences=5, max_length=128, tolerance=TOL
+    )
     assert list(checks.columns) == ["name", "max_abs_error", "tolerance", "passed", "note"]
     assert checks["passed"].eq(False).sum() == 0
     assert params.iloc[-1]["component"] == "total"

@@ -198,6 +198,8 @@ def test_logit_lens_at_the_last_layer_is_the_mlm_output(tiny):
         tokenizer.mask_token_id,
         tokenizer.pad_token_id,
         set(tokenizer.all_special_ids),
+        probability=0.15,
+        seed=0,
         batch_size=4,
     )
     last = table.iloc[-1]

@@ -36,6 +36,10 @@ def batch(tokenizer):
     return collate(corpus, np.arange(len(SENTENCES)), tokenizer.pad_token_id, special)
 
 
+#: BERT's masking (the schema's defaults of a run's `masking:` block)
+BERT_MASKING = {"probability": 0.15, "mask_replace": 0.8, "random_replace": 0.1}
+
+
 def _mask(tokenizer, batch, gen, whole_word=False, **kw):
     return mask_tokens(
         batch["input_ids"],
@@ -45,7 +49,7 @@ def _mask(tokenizer, batch, gen, whole_word=False, **kw):
         vocab_size=len(tokenizer),
         mask_id=tokenizer.mask_token_id,
         generator=gen,
-        **kw,
+        **{**BERT_MASKING, **kw},
     )
 
 
@@ -197,7 +201,7 @@ def _collator(tokenizer, objective, **kw):
         mask_id=tokenizer.mask_token_id,
         vocab_size=len(tokenizer),
         special_ids=special,
-        **kw,
+        **{**BERT_MASKING, "whole_word": False, "max_length": 128, "seed": 0, **kw},
     )
 
 

@@ -14,16 +14,24 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from snakemake.exceptions import WorkflowError
 
 import bertlens.mlm as mlm
-from bertlens.fillmask import fill_mask, has_mlm_head, run_fill_mask
+from bertlens.config import _check_run, check_config, run_with_defaults, with_defaults
+from bertlens.fillmask import fill_mask, run_fill_mask
 from bertlens.io import sidecar_path
 from bertlens.mlm import METRIC_COLUMNS, TrainArgs
-from bertlens.models import ModelSpec, package_model_dir
+from bertlens.models import ModelSpec, has_mlm_head, package_model_dir
 from bertlens.stage import UserError
 from bertlens.training import list_checkpoints, train
 from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
-from tests._training_fixtures import REPO, one_torch_thread, sample_texts, tiny_run_config
+from tests._training_fixtures import (
+    BERT_SPECIAL,
+    REPO,
+    one_torch_thread,
+    sample_texts,
+    tiny_run_config,
+)
 
 PROBES = ["秋には[MASK]が木から落ちる。", "私は毎朝[MASK]を食べます。"]
 
@@ -41,7 +49,9 @@ def texts() -> list[str]:
 @pytest.fixture(scope="module")
 def vocab_dir(tmp_path_factory, texts) -> Path:
     out = tmp_path_factory.mktemp("vocab")
-    train_wordpiece_vocab(texts, out, size=1000, min_frequency=2)
+    train_wordpiece_vocab(
+        texts, out, size=1000, min_frequency=2, special_tokens=BERT_SPECIAL, mecab_dic="ipadic"
+    )
     return out
 
 
@@ -83,43 +93,66 @@ def trained(tmp_path_factory, texts, vocab_dir):
 # settings
 
 
+def _args(entry: dict, name: str = "run") -> TrainArgs:
+    """TrainArgs of a ``training:`` entry as the workflow builds them: schema defaults filled in,
+    cross-field checks of check_config passed."""
+    filled = run_with_defaults(entry)
+    _check_run(name, filled)
+    return TrainArgs.from_config(filled, name=name, device="auto")
+
+
+def _rejected(entry: dict, match: str) -> None:
+    """A bad ``training:`` entry stops before any job: the schema (one value) or check_config
+    (values that must go together) names it."""
+    with pytest.raises((UserError, WorkflowError), match=match):
+        _args(entry)
+
+
 def test_args_from_repo_config():
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    cfg = with_defaults(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
     for name, entry in cfg.get("training", {}).items():
-        args = TrainArgs.from_config(entry, name=name)
+        args = TrainArgs.from_config(entry, name=name, device=cfg["device"])
         assert args.column == entry["column"]
-        assert args.bert["num_hidden_layers"] == entry.get("bert", {}).get("num_hidden_layers", 4)
+        assert args.bert["num_hidden_layers"] == entry["bert"]["num_hidden_layers"]
 
 
 def test_args_defaults_and_errors():
-    args = TrainArgs.from_config({"column": "easy_ja"})
+    args = _args({"column": "easy_ja"})
     assert (args.mlm_probability, args.mask_replace, args.random_replace) == (0.15, 0.8, 0.1)
     assert args.learning_rate == 5e-5 and args.batch_size == 32 and args.vocab_size == 8000
-    with pytest.raises(UserError, match="unknown setting"):
-        TrainArgs.from_config({"column": "easy_ja", "lr": 1})
-    with pytest.raises(UserError, match="unknown masking"):
-        TrainArgs.from_config({"column": "easy_ja", "masking": {"prob": 0.2}})
-    with pytest.raises(UserError, match="mask_replace"):
-        TrainArgs.from_config({"column": "easy_ja", "masking": {"mask_replace": 0.95}})
+    _rejected({"column": "easy_ja", "lr": 1}, "'lr' was unexpected")
+    _rejected({"column": "easy_ja", "masking": {"prob": 0.2}}, "'prob' was unexpected")
+    _rejected({"column": "easy_ja", "masking": {"mask_replace": 0.95}}, "mask_replace")
+    _rejected({"column": "easy_ja", "masking": {"probability": 0}}, "probability")
+    _rejected(
+        {"column": "easy_ja", "bert": {"hidden_size": 30, "num_attention_heads": 4}}, "multiple"
+    )
+    # init: pretrained without base_model: check_config's message names the key
     with pytest.raises(UserError, match="base_model"):
-        TrainArgs.from_config({"column": "easy_ja", "init": "pretrained"})
-    with pytest.raises(UserError, match="multiple"):
-        TrainArgs.from_config(
-            {"column": "easy_ja", "bert": {"hidden_size": 30, "num_attention_heads": 4}}
+        check_config(
+            with_defaults(
+                {
+                    "corpus": {"sources": [{"name": "c", "path": "c.tsv"}]},
+                    "models": [{"name": "m", "column": "en", "path": "m"}],
+                    "training": {"run": {"column": "easy_ja", "init": "pretrained"}},
+                }
+            )
         )
     # duration and cadence may change between a checkpoint and its resumption; the rest may not
-    a = TrainArgs.from_config({"column": "easy_ja", "max_steps": 10, "eval_every": 5})
-    b = TrainArgs.from_config({"column": "easy_ja", "max_steps": 20, "eval_every": 7})
-    c = TrainArgs.from_config({"column": "easy_ja", "learning_rate": 1e-3})
+    a = _args({"column": "easy_ja", "max_steps": 10, "eval_every": 5})
+    b = _args({"column": "easy_ja", "max_steps": 20, "eval_every": 7})
+    c = _args({"column": "easy_ja", "learning_rate": 1e-3})
     assert a.resume_key() == b.resume_key() != c.resume_key()
 
 
 def test_lr_schedule_setting():
-    assert TrainArgs.from_config({"column": "easy_ja"}).lr_schedule == "linear"
-    with pytest.raises(UserError, match="lr_schedule must be linear .* or constant"):
-        TrainArgs.from_config({"column": "easy_ja", "lr_schedule": "cosine"})
-    a = TrainArgs.from_config({"column": "easy_ja"})
-    b = TrainArgs.from_config({"column": "easy_ja", "lr_schedule": "constant"})
+    assert _args({"column": "easy_ja"}).lr_schedule == "linear"
+    _rejected(
+        {"column": "easy_ja", "lr_schedule": "cosine"},
+        r"'cosine' is not one of \['linear', 'constant'\]",
+    )
+    a = _args({"column": "easy_ja"})
+    b = _args({"column": "easy_ja", "lr_schedule": "constant"})
     assert a.resume_key() != b.resume_key()  # a checkpoint of the other schedule is not resumed
 
 
@@ -358,8 +391,13 @@ def test_scripts(tmp_path, texts):
     corpus.parent.mkdir(parents=True)
     pd.DataFrame({"easy_ja": texts[:300], "en": ["x"] * 300}).to_parquet(corpus)
     run_dir = tmp_path / "results" / "training" / "tiny"
-    entry = tiny_run_config(max_steps=12, eval_every=6, checkpoint_every=6, batch_size=16)
-    entry["vocab"] = {"size": 600, "min_frequency": 2}
+    entry = tiny_run_config(
+        max_steps=12,
+        eval_every=6,
+        checkpoint_every=6,
+        batch_size=16,
+        vocab={"size": 600, "min_frequency": 2},
+    )
 
     _run_script(
         "train_vocab",
@@ -455,5 +493,11 @@ def test_other_objectives_train(tmp_path, texts, vocab_dir, objective):
     assert summary["settings"]["objective"] == objective
     assert summary["last_eval_loss"] < summary["first_eval_loss"]
     assert (tmp_path / "model" / "model.safetensors").is_file()
-    with pytest.raises(UserError, match="objective must be one of bert, notebook, all_tokens"):
-        TrainArgs.from_config({"column": "easy_ja", "objective": "electra"})
+    _rejected(
+        {"column": "easy_ja", "objective": "electra"},
+        r"'electra' is not one of \['bert', 'notebook', 'all_tokens'\]",
+    )
+    _rejected(
+        {"column": "easy_ja", "objective": "notebook", "packing": True},
+        "packing does not go with objective: notebook",
+    )

@@ -7,7 +7,9 @@ import unicodedata
 
 import pandas as pd
 import pytest
+from snakemake.exceptions import WorkflowError
 
+from bertlens.config import run_with_defaults
 from bertlens.models import mecab_tagger
 from bertlens.stage import UserError
 from bertlens.vocab import (
@@ -15,7 +17,6 @@ from bertlens.vocab import (
     load_trained_tokenizer,
     roundtrip_stats,
     train_wordpiece_vocab,
-    vocab_settings,
     write_vocab_html,
 )
 from tests._training_fixtures import SENTENCES, train_vocab
@@ -105,15 +106,20 @@ def test_ids_are_reproducible(tmp_path):
 def test_special_tokens_checked(tmp_path):
     with pytest.raises(UserError, match=r"\[MASK\]"):
         train_wordpiece_vocab(
-            SENTENCES, tmp_path, 200, 1, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+            SENTENCES,
+            tmp_path,
+            200,
+            1,
+            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"],
+            mecab_dic="ipadic",
         )
 
 
 def test_extra_special_tokens(tmp_path):
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<ENT>"]
-    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special)
+    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special, mecab_dic="ipadic")
     (tmp_path / "added_tokens.json").write_text("{}")  # a stale file of an earlier tokenizer
-    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special)
+    train_wordpiece_vocab(SENTENCES, tmp_path, 300, 1, special_tokens=special, mecab_dic="ipadic")
     assert not (tmp_path / "added_tokens.json").exists()
     tok = load_trained_tokenizer(tmp_path)
     assert tok.convert_tokens_to_ids("<ENT>") == 5
@@ -121,10 +127,14 @@ def test_extra_special_tokens(tmp_path):
 
 
 def test_settings_defaults_and_unknown_keys():
-    assert vocab_settings(None)["size"] == 8000
-    assert vocab_settings({"size": 500})["min_frequency"] == 2
-    with pytest.raises(UserError, match="unknown vocab"):
-        vocab_settings({"sise": 500})
+    # the schema fills a run's vocab: block and rejects unknown keys before any job
+    assert run_with_defaults({"column": "easy_ja"})["vocab"]["size"] == 8000
+    assert (
+        run_with_defaults({"column": "easy_ja", "vocab": {"size": 500}})["vocab"]["min_frequency"]
+        == 2
+    )
+    with pytest.raises(WorkflowError, match="'sise' was unexpected"):
+        run_with_defaults({"column": "easy_ja", "vocab": {"sise": 500}})
 
 
 def test_corpus_texts(tmp_path):

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .io import atomic_path, read_json, write_json
+from .models import attention_implementation
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def attention_maps(model, tokenizer, texts: Sequence[str], max_tokens: int) -> l
     eager attention implementation (the fused kernels return no weights)."""
     import torch
 
-    impl = getattr(model.config, "_attn_implementation", "eager")
+    impl = attention_implementation(model)
     if impl != "eager":
         raise ValueError(f"attention weights need attn_implementation='eager' (model has {impl})")
     out = []

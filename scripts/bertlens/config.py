@@ -3,10 +3,36 @@ has filled in defaults), so a bad config fails before any job, with one line nam
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 from .models import SOURCE_KEYS
 from .stage import UserError
+
+#: The one place where every config default is written (JSON schema, with descriptions).
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` validated against the schema, with its defaults filled in (what
+    ``validate`` in rules/common.smk gives every rule; for code that builds a config outside the
+    workflow: tests, benchmarks)."""
+    from snakemake.utils import validate
+
+    filled = copy.deepcopy(config)
+    validate(filled, schema=str(SCHEMA))
+    return filled
+
+
+def run_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    """One ``training:`` entry validated, with the schema's defaults filled in."""
+    config = {
+        "corpus": {"sources": [{"name": "corpus", "path": "corpus.tsv"}]},
+        "models": [{"name": "model", "column": "en", "path": "model"}],
+        "training": {"run": entry},
+    }
+    return with_defaults(config)["training"]["run"]
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -43,10 +69,10 @@ def check_config(config: dict[str, Any]) -> None:
             )
         run = training.get(m.get("trained") or "")
         if run and not run.get("base_model"):
-            dic = (run.get("vocab") or {}).get("mecab_dic", "ipadic")
-            if m.get("mecab_dic", "ipadic") != dic:
+            dic = run["vocab"]["mecab_dic"]
+            if m["mecab_dic"] != dic:
                 raise UserError(
-                    f"model '{m['name']}': mecab_dic '{m.get('mecab_dic', 'ipadic')}' differs from "
+                    f"model '{m['name']}': mecab_dic '{m['mecab_dic']}' differs from "
                     f"the dictionary its vocabulary was trained with ('{dic}' in training run "
                     f"'{m['trained']}'); use the same dictionary in both"
                 )
@@ -64,22 +90,31 @@ def check_config(config: dict[str, Any]) -> None:
                 )
             if next(m for m in models if m["name"] == base).get("trained") == run:
                 raise UserError(f"training run '{run}': base_model cannot be its own result")
-        masking = t.get("masking", {})
-        if masking.get("mask_replace", 0.8) + masking.get("random_replace", 0.1) > 1:
-            raise UserError(
-                f"training run '{run}': masking.mask_replace + masking.random_replace must be ≤ 1"
-            )
-        bert = t.get("bert", {})
-        if bert and bert.get("hidden_size", 256) % bert.get("num_attention_heads", 4):
-            raise UserError(
-                f"training run '{run}': bert.hidden_size ({bert.get('hidden_size')}) must be a "
-                f"multiple of bert.num_attention_heads ({bert.get('num_attention_heads')})"
-            )
-        if bert.get("max_position_embeddings", 128) < t.get("max_length", 128):
-            raise UserError(
-                f"training run '{run}': max_length ({t.get('max_length')}) exceeds "
-                f"bert.max_position_embeddings ({bert.get('max_position_embeddings')})"
-            )
+        _check_run(run, t)
+
+
+def _check_run(run: str, t: dict[str, Any]) -> None:
+    """Cross-field checks of one training run (each value's own range is the schema's)."""
+    masking, bert = t["masking"], t["bert"]
+    if masking["mask_replace"] + masking["random_replace"] > 1:
+        raise UserError(
+            f"training run '{run}': masking.mask_replace + masking.random_replace must be ≤ 1"
+        )
+    if bert["hidden_size"] % bert["num_attention_heads"]:
+        raise UserError(
+            f"training run '{run}': bert.hidden_size ({bert['hidden_size']}) must be a "
+            f"multiple of bert.num_attention_heads ({bert['num_attention_heads']})"
+        )
+    if bert["max_position_embeddings"] < t["max_length"]:
+        raise UserError(
+            f"training run '{run}': max_length ({t['max_length']}) exceeds "
+            f"bert.max_position_embeddings ({bert['max_position_embeddings']})"
+        )
+    if t["packing"] and t["objective"] == "notebook":
+        raise UserError(
+            f"training run '{run}': packing does not go with objective: notebook (the notebook "
+            "pads every sentence to max_length); set packing: false or another objective"
+        )
 
 
 def canonical(value: Any) -> Any:

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_path, write_table
+from .models import model_has_pooler
 from .spread import SpreadMeter, degenerate_report
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ def sentence_embeddings(
     ``degenerate`` for the later stages to skip."""
     n_layers = model.config.num_hidden_layers
     hidden = model.config.hidden_size
-    has_pooler = getattr(model, "pooler", None) is not None
-    wanted = [p for p in poolings if p != "pooler" or has_pooler]
+    wanted = [p for p in poolings if p != "pooler" or model_has_pooler(model)]
     lengths = [len(s) for s in ids]
     model.to(device)
     started = time.perf_counter()

@@ -2,17 +2,14 @@
 
 A model without an MLM head (a sentence-embedding BERT such as all-MiniLM-L6-v2 ships only the
 encoder) would get a randomly initialised head from ``AutoModelForMaskedLM``; its "predictions"
-would be noise. :func:`has_mlm_head` looks at the weight names first, and such a model gets a table
+would be noise. :func:`bertlens.models.has_mlm_head` looks at the weight names first, and such a model gets a table
 with one explanatory note row instead.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,72 +17,6 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["probe", "mask", "rank", "token", "score", "note"]
 PROBE_MASK = "[MASK]"
-#: Substrings of weight names that belong to a masked-LM head (BERT ``cls.predictions``,
-#: RoBERTa/XLM-R ``lm_head``, DistilBERT ``vocab_transform``/``vocab_projector``, ELECTRA
-#: ``generator_lm_head``, ALBERT ``predictions``).
-HEAD_MARKERS = (
-    "predictions.",
-    "lm_head.",
-    "vocab_transform.",
-    "vocab_projector.",
-    "generator_lm_head.",
-)
-
-
-def weight_files(loc: str, revision: str | None) -> list[Path]:
-    """Local weight files of a model folder or a hub id already in the local cache."""
-    folder = Path(loc)
-    names = (
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
-        "pytorch_model.bin.index.json",
-    )
-    if folder.is_dir():
-        return [folder / n for n in names if (folder / n).is_file()]
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return []
-    found = []
-    for name in names:
-        path = try_to_load_from_cache(loc, name, revision=revision)
-        if isinstance(path, str) and os.path.isfile(path):
-            found.append(Path(path))
-    return found
-
-
-def weight_names(loc: str, revision: str | None = None) -> list[str] | None:
-    """The parameter names stored for a model (no tensors are loaded); None when unknown (an
-    unreadable file too: loading the model then reports what is wrong with it)."""
-    from safetensors import SafetensorError
-
-    for path in weight_files(loc, revision):
-        try:
-            if path.name.endswith(".index.json"):
-                return list(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}))
-            if path.suffix == ".safetensors":
-                from safetensors import safe_open
-
-                with safe_open(str(path), framework="pt") as f:
-                    return list(f.keys())
-            if path.suffix == ".bin":
-                import torch
-
-                return list(torch.load(path, map_location="meta", weights_only=True, mmap=True))
-        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-            log.warning("cannot list the weights in %s (%s)", path, err)
-            return None
-    return None
-
-
-def has_mlm_head(loc: str, revision: str | None = None) -> bool | None:
-    """Whether the stored weights include a masked-LM head (None when they cannot be inspected,
-    e.g. a hub model not yet downloaded)."""
-    names = weight_names(loc, revision)
-    if names is None:
-        return None
-    return any(marker in name for name in names for marker in HEAD_MARKERS)
 
 
 def note_frame(note: str, probes: Sequence[str] = ()) -> pd.DataFrame:
@@ -105,7 +36,7 @@ def note_frame(note: str, probes: Sequence[str] = ()) -> pd.DataFrame:
     )
 
 
-def fill_mask(model, tokenizer, probes: Sequence[str], top_k: int = 5) -> pd.DataFrame:
+def fill_mask(model, tokenizer, probes: Sequence[str], top_k: int) -> pd.DataFrame:
     """Top-``top_k`` tokens (softmax scores) for every ``[MASK]`` of every probe.
 
     ``[MASK]`` in a probe is replaced by the tokenizer's own mask token. Columns: probe, mask
@@ -152,7 +83,7 @@ def fill_mask(model, tokenizer, probes: Sequence[str], top_k: int = 5) -> pd.Dat
 def run_fill_mask(spec, loc: str, probes: Sequence[str], top_k: int) -> pd.DataFrame:
     """Load the model named by ``spec`` (at ``loc``) with its MLM head and probe it; a model
     without an MLM head, or a column without probes, gives a note row instead."""
-    from .models import load_model, load_tokenizer
+    from .models import has_mlm_head, load_model, load_tokenizer
 
     if not probes:
         return note_frame(

@@ -22,21 +22,25 @@ Comparisons cover real tokens only (pads are meaningless outputs).
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import re
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .padding import attn_implementation
+from .models import (
+    attention_implementation,
+    base_of,
+    model_has_mlm_head,
+    model_has_pooler,
+    use_attention,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,40 +104,6 @@ def is_bert(model) -> bool:
     return getattr(model.config, "model_type", None) == "bert"
 
 
-def base_of(model):
-    """The encoder without task head (``BertModel`` inside ``BertForMaskedLM``)."""
-    return getattr(model, "base_model", model)
-
-
-def has_mlm_head(model) -> bool:
-    cls = getattr(model, "cls", None)
-    return cls is not None and hasattr(cls, "predictions")
-
-
-def has_pooler(model) -> bool:
-    return getattr(base_of(model), "pooler", None) is not None
-
-
-def wants_mlm_head(loc: str, revision: str | None = None) -> bool:
-    """Whether a model carries an MLM head (its config names a ``*ForMaskedLM`` or
-    ``*ForPreTraining`` architecture), so it should be loaded with ``head="mlm"``. ``loc`` is a
-    local folder or a hub id (its config.json comes through the Hugging Face cache, honouring
-    HF_ENDPOINT and HF_HUB_OFFLINE); a config that cannot be read means no (loading the model
-    then says what is wrong)."""
-    cfg = Path(loc) / "config.json"
-    if cfg.is_file():
-        archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
-    else:
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(loc, revision=revision, trust_remote_code=False)
-        except (OSError, ValueError):
-            return False
-        archs = getattr(config, "architectures", None) or []
-    return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
-
-
 def _skip(name: str, tolerance: float, why: str) -> Check:
     return Check(name, None, tolerance, None, f"skipped: {why}")
 
@@ -183,11 +153,11 @@ def trace_model(model, inputs: dict[str, torch.Tensor]) -> Trace:
     if not bert and "token_type_ids" not in inspect.signature(base.forward).parameters:
         feed.pop("token_type_ids", None)
     ctx = nullcontext()
-    if bert and model.config._attn_implementation != "eager":
-        ctx = attn_implementation(model, "eager")
+    if bert and attention_implementation(model) != "eager":
+        ctx = use_attention(model, "eager")
     with ctx:
         out = base(**feed, output_hidden_states=True, output_attentions=bert, return_dict=True)
-        logits = model(**feed, return_dict=True).logits if has_mlm_head(model) else None
+        logits = model(**feed, return_dict=True).logits if model_has_mlm_head(model) else None
     emb = None
     if bert:
         emb = base.embeddings(input_ids=feed["input_ids"], token_type_ids=feed["token_type_ids"])
@@ -352,7 +322,7 @@ def _verdict(name: str, err: float, tolerance: float, note: str) -> Check:
 
 @torch.inference_mode()
 def check_embeddings(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, tolerance: float, perturb: Perturb | None = None
 ) -> Check:
     name = "embeddings = LayerNorm(word + token_type + position)"
     if not is_bert(model):
@@ -371,7 +341,7 @@ def check_embeddings(
 
 @torch.inference_mode()
 def check_hidden_last(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, tolerance: float, perturb: Perturb | None = None
 ) -> Check:
     name = "hidden_states[-1] = last_hidden_state"
     real = trace.inputs["attention_mask"].bool()
@@ -384,7 +354,7 @@ def check_hidden_last(
 
 @torch.inference_mode()
 def check_hidden_first(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, tolerance: float, perturb: Perturb | None = None
 ) -> Check:
     name = "hidden_states[0] = embedding output"
     if not is_bert(model) or trace.embedding_output is None:
@@ -397,7 +367,7 @@ def check_hidden_first(
 
 @torch.inference_mode()
 def check_attention(
-    model, trace: Trace, layer: int = 0, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, layer: int, tolerance: float, perturb: Perturb | None = None
 ) -> Check:
     name = f"attention probabilities, layer {layer}, every head"
     if not is_bert(model):
@@ -428,7 +398,7 @@ def check_attention(
 
 @torch.inference_mode()
 def check_layer(
-    model, trace: Trace, layer: int = 0, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, layer: int, tolerance: float, perturb: Perturb | None = None
 ) -> Check:
     name = f"encoder layer {layer} by hand"
     if not is_bert(model):
@@ -455,13 +425,11 @@ def check_layer(
 
 
 @torch.inference_mode()
-def check_pooler(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
-) -> Check:
+def check_pooler(model, trace: Trace, tolerance: float, perturb: Perturb | None = None) -> Check:
     name = "pooler = tanh(dense(CLS))"
     if not is_bert(model):
         return _skip(name, tolerance, _not_bert(model))
-    if not has_pooler(model) or trace.pooler_output is None:
+    if not model_has_pooler(model) or trace.pooler_output is None:
         return _skip(
             name,
             tolerance,
@@ -473,13 +441,11 @@ def check_pooler(
 
 
 @torch.inference_mode()
-def check_mlm(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
-) -> Check:
+def check_mlm(model, trace: Trace, tolerance: float, perturb: Perturb | None = None) -> Check:
     name = "MLM logits = head(last hidden state)"
     if not is_bert(model):
         return _skip(name, tolerance, _not_bert(model))
-    if not has_mlm_head(model) or trace.logits is None:
+    if not model_has_mlm_head(model) or trace.logits is None:
         return _skip(name, tolerance, f"{type(model).__name__} has no MLM head")
     pred = model.cls.predictions
     manual = manual_mlm_logits(
@@ -500,7 +466,7 @@ def check_mlm(
 
 
 def checks_on_trace(
-    model, trace: Trace, tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, trace: Trace, tolerance: float, perturb: Perturb | None = None
 ) -> list[Check]:
     """Every check against one model run (attention and layer checks for every layer)."""
     checks = [
@@ -525,7 +491,7 @@ def checks_on_trace(
 
 
 def run_checks(
-    model, inputs: dict[str, torch.Tensor], tolerance: float = 1e-4, perturb: Perturb | None = None
+    model, inputs: dict[str, torch.Tensor], tolerance: float, perturb: Perturb | None = None
 ) -> list[Check]:
     """Run the model once on a padded batch, then every check against that run."""
     return checks_on_trace(model, trace_model(model, inputs), tolerance, perturb)
@@ -606,9 +572,9 @@ def run_internals(
     model,
     tokenizer,
     texts: Sequence[str],
-    n_sentences: int = 8,
-    max_length: int = 128,
-    tolerance: float = 1e-4,
+    n_sentences: int,
+    max_length: int,
+    tolerance: float,
     perturb: Perturb | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check table and parameter table for one model (on CPU, fp32, eval mode)."""

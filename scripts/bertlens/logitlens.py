@@ -82,9 +82,9 @@ def logit_lens(
     mask_id: int,
     pad_id: int,
     special: set[int],
-    probability: float = 0.15,
-    seed: int = 0,
-    batch_size: int = 64,
+    probability: float,
+    seed: int,
+    batch_size: int,
     device: str = "cpu",
 ) -> pd.DataFrame:
     """Per-layer top-1 accuracy and rank of the final prediction at masked positions."""

@@ -30,7 +30,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from .io import write_html_table
+from .models import model_has_mlm_head
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,6 @@ METRIC_COLUMNS = [
 #: all_tokens: BERT's masking afresh each batch, loss at every real token (ELECTRA's ablation).
 OBJECTIVES = ("bert", "notebook", "all_tokens")
 
-BERT_DEFAULTS: dict[str, Any] = {
-    "num_hidden_layers": 4,
-    "hidden_size": 256,
-    "num_attention_heads": 4,
-    "intermediate_size": 1024,
-    "max_position_embeddings": 128,
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-}
 #: Settings that may change between a checkpoint and its resumption (how long, how often, where).
 _RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_steps", "eval_every", "checkpoint_every", "device", "bf16", "name"}
@@ -82,7 +74,6 @@ _RESUMABLE_CHANGES = frozenset(
 # ``training:`` keys that map one to one onto TrainArgs fields
 _SIMPLE_KEYS = (
     "init",
-    "base_model",
     "max_length",
     "batch_size",
     "gradient_accumulation",
@@ -106,136 +97,67 @@ _SIMPLE_KEYS = (
 
 @dataclass
 class TrainArgs:
-    """Every setting of one MLM training run (one entry of ``training:`` in the config)."""
+    """Every setting of one MLM training run (one entry of ``training:`` in the config, with the
+    schema's defaults filled in: no value here has a default of its own)."""
 
     column: str
-    name: str = "run"
-    init: str = "scratch"
-    base_model: str | None = None
+    name: str
+    init: str
+    base_model: str | None
     # vocabulary (scratch only)
-    vocab_size: int = 8000
-    vocab_min_frequency: int = 2
-    mecab_dic: str = "ipadic"
-    special_tokens: list[str] = field(
-        default_factory=lambda: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    )
+    vocab_size: int
+    vocab_min_frequency: int
+    mecab_dic: str
+    special_tokens: list[str]
     # model (scratch only)
-    bert: dict[str, Any] = field(default_factory=lambda: dict(BERT_DEFAULTS))
+    bert: dict[str, Any]
     # masking
-    mlm_probability: float = 0.15
-    mask_replace: float = 0.8
-    random_replace: float = 0.1
-    whole_word_mask: bool = False
+    mlm_probability: float
+    mask_replace: float
+    random_replace: float
+    whole_word_mask: bool
     # data and optimisation
-    max_length: int = 128
-    batch_size: int = 32
-    gradient_accumulation: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    lr_schedule: str = "linear"
-    max_grad_norm: float = 1.0
-    epochs: float = 2.0
-    max_steps: int | None = None
-    eval_fraction: float = 0.1
-    eval_every: int = 100
-    checkpoint_every: int = 200
-    bf16: bool = True
-    seed: int = 42
-    objective: str = "bert"
-    packing: bool = False
-    devices: int = 1
-    device: str = "auto"
+    max_length: int
+    batch_size: int
+    gradient_accumulation: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    lr_schedule: str
+    max_grad_norm: float
+    epochs: float
+    max_steps: int | None
+    eval_fraction: float
+    eval_every: int
+    checkpoint_every: int
+    bf16: bool
+    seed: int
+    objective: str
+    packing: bool
+    devices: int
+    device: str
 
     @classmethod
-    def from_config(
-        cls, entry: Mapping[str, Any], name: str = "run", device: str = "auto"
-    ) -> TrainArgs:
-        """Build from a ``training:`` entry (schema keys; missing keys take the schema defaults)."""
-        known = {"column", "vocab", "bert", "masking", *_SIMPLE_KEYS}
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise UserError(
-                f"training run '{name}': unknown setting(s) {', '.join(unknown)}; see "
-                "schemas/config.schema.yaml for the keys of a training run"
-            )
-        if "column" not in entry:
-            raise UserError(f"training run '{name}': `column:` is required (e.g. column: easy_ja)")
-        from .vocab import vocab_settings
-
-        vocab = vocab_settings(entry.get("vocab"))
-        masking = dict(entry.get("masking") or {})
-        bert = {**BERT_DEFAULTS, **(entry.get("bert") or {})}
-        for block, given, allowed in (
-            ("masking", masking, ("probability", "mask_replace", "random_replace", "whole_word")),
-            ("bert", bert, tuple(BERT_DEFAULTS)),
-        ):
-            extra = sorted(set(given) - set(allowed))
-            if extra:
-                raise UserError(
-                    f"training run '{name}': unknown {block} setting(s) {', '.join(extra)}; "
-                    f"use {', '.join(allowed)}"
-                )
-        defaults = cls(column=entry["column"])
-        simple = {k: entry[k] for k in _SIMPLE_KEYS if k in entry}
-        args = cls(
+    def from_config(cls, entry: Mapping[str, Any], name: str, device: str) -> TrainArgs:
+        """Build from a validated ``training:`` entry (the workflow's schema has checked every
+        value and filled in the defaults; ``check_config`` the settings that go together)."""
+        vocab, masking = entry["vocab"], entry["masking"]
+        return cls(
             column=entry["column"],
             name=name,
+            base_model=entry.get("base_model"),  # no default: only runs that start from a model
             vocab_size=int(vocab["size"]),
             vocab_min_frequency=int(vocab["min_frequency"]),
             mecab_dic=vocab["mecab_dic"],
             special_tokens=list(vocab["special_tokens"]),
-            bert=bert,
-            mlm_probability=float(masking.get("probability", defaults.mlm_probability)),
-            mask_replace=float(masking.get("mask_replace", defaults.mask_replace)),
-            random_replace=float(masking.get("random_replace", defaults.random_replace)),
-            whole_word_mask=bool(masking.get("whole_word", defaults.whole_word_mask)),
+            bert=dict(entry["bert"]),
+            mlm_probability=float(masking["probability"]),
+            mask_replace=float(masking["mask_replace"]),
+            random_replace=float(masking["random_replace"]),
+            whole_word_mask=bool(masking["whole_word"]),
             device=device,
-            **simple,
+            **{k: entry[k] for k in _SIMPLE_KEYS},
         )
-        args.validate()
-        return args
-
-    def validate(self) -> None:
-        """Raise :class:`UserError` for settings that cannot work together."""
-        where = f"training run '{self.name}'"
-        if self.init not in ("scratch", "pretrained"):
-            raise UserError(f"{where}: init must be scratch or pretrained (got '{self.init}')")
-        if self.init == "pretrained" and not self.base_model:
-            raise UserError(
-                f"{where}: init: pretrained needs `base_model:` naming an entry of `models:`"
-            )
-        if self.mask_replace + self.random_replace > 1 + 1e-9:
-            raise UserError(
-                f"{where}: masking mask_replace + random_replace = "
-                f"{self.mask_replace + self.random_replace:g} > 1; they are shares of the chosen "
-                "tokens (BERT: 0.8 and 0.1)"
-            )
-        if not 0 < self.mlm_probability <= 1:
-            raise UserError(f"{where}: masking probability must be in (0, 1]")
-        if not 0 < self.eval_fraction < 1:
-            raise UserError(f"{where}: eval_fraction must be between 0 and 1")
-        if self.lr_schedule not in ("linear", "constant"):
-            raise UserError(
-                f"{where}: lr_schedule must be linear (warmup, then linear decay to 0) or "
-                f"constant (warmup, then constant); got '{self.lr_schedule}'"
-            )
-        if self.objective not in OBJECTIVES:
-            raise UserError(
-                f"{where}: objective must be one of {', '.join(OBJECTIVES)} (got '{self.objective}')"
-            )
-        if self.packing and self.objective == "notebook":
-            raise UserError(
-                f"{where}: packing does not go with objective: notebook (the notebook pads every "
-                "sentence to max_length); set packing: false or another objective"
-            )
-        if int(self.devices) < 1:
-            raise UserError(f"{where}: devices must be at least 1 (got {self.devices})")
-        if self.bert["hidden_size"] % self.bert["num_attention_heads"]:
-            raise UserError(
-                f"{where}: bert hidden_size {self.bert['hidden_size']} is not a multiple of "
-                f"num_attention_heads {self.bert['num_attention_heads']}"
-            )
 
     def log_settings(self, logger: logging.Logger) -> None:
         """Log every setting, one a line (as run_mlm.py does)."""
@@ -392,9 +314,9 @@ def mask_tokens(
     word_ids: torch.Tensor | None,
     vocab_size: int,
     mask_id: int,
-    probability: float = 0.15,
-    mask_replace: float = 0.8,
-    random_replace: float = 0.1,
+    probability: float,
+    mask_replace: float,
+    random_replace: float,
     generator: torch.Generator | None = None,
     random_pool: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -526,12 +448,12 @@ class MlmCollator:
     mask_id: int
     vocab_size: int
     special_ids: torch.Tensor
-    probability: float = 0.15
-    mask_replace: float = 0.8
-    random_replace: float = 0.1
-    whole_word: bool = False
-    max_length: int = 128
-    seed: int = 0
+    probability: float
+    mask_replace: float
+    random_replace: float
+    whole_word: bool
+    max_length: int
+    seed: int
 
     def __post_init__(self):
         self.random_pool = random_token_pool(self.vocab_size, self.special_ids.tolist())
@@ -579,7 +501,7 @@ class MlmCollator:
 
 def _masked_logits(model, input_ids, attention_mask, positions: torch.Tensor) -> torch.Tensor:
     """Logits at the masked positions only (for a BERT MLM the head runs on those rows alone)."""
-    if hasattr(model, "bert") and hasattr(model, "cls"):
+    if hasattr(model, "bert") and model_has_mlm_head(model):
         hidden = model.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
         return model.cls(hidden[positions])
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[positions]

@@ -20,6 +20,8 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +126,7 @@ def _check_local_dir(spec: ModelSpec, path: Path) -> None:
             f"model '{spec.name}': '{path}' has no config.json; point the config at a folder "
             "written by save_pretrained"
         )
-    weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
-    if not weights:
+    if not weight_files(str(path), None):
         raise UserError(
             f"model '{spec.name}': '{path}' has no weights (model.safetensors); save the model "
             "with save_pretrained or point the config at a complete model folder"
@@ -322,8 +323,8 @@ def load_model(
             "the files may be corrupt or from another architecture: re-save the model"
         ) from err
     missing = set(info.get("missing_keys", []))
-    no_pooler_weights = any(k.startswith("pooler.") or ".pooler." in k for k in missing)
-    if head == "base" and getattr(model, "pooler", None) is not None and no_pooler_weights:
+    no_pooler_weights = any(_is_pooler_weight(k) for k in missing)
+    if head == "base" and model_has_pooler(model) and no_pooler_weights:
         log.info("model %s: checkpoint has no pooler weights; pooler output disabled", spec.name)
         model.pooler = None
     model.eval()
@@ -353,40 +354,6 @@ def pooler_keys(config: dict[str, Any]) -> list[str]:
     return keys
 
 
-def has_pooler(entry: dict[str, Any]) -> bool | None:
-    """Whether a model's weights include a pooler: False for models trained here (an MLM head
-    only), read from the safetensors headers of local folders, None when not known before
-    loading (hub models, pickled weights)."""
-    if entry.get("trained"):
-        return False
-    if entry.get("path"):
-        folder = Path(entry["path"])
-    elif entry.get("package"):
-        folder = package_model_dir(entry["package"])
-    else:
-        return None
-    names = _weight_names(folder)
-    return None if names is None else any(n.startswith("pooler.") or ".pooler." in n for n in names)
-
-
-def _weight_names(folder: Path) -> list[str] | None:
-    import json
-    import struct
-
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        return list(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
-    names: list[str] = []
-    files = sorted(folder.glob("*.safetensors"))
-    for f in files:
-        with open(f, "rb") as fh:
-            size = struct.unpack("<Q", fh.read(8))[0]
-            if size > 100_000_000:
-                return None  # not a safetensors header: loading says what is wrong
-            names += json.loads(fh.read(size)).keys()
-    return names if files else None
-
-
 def pooler_error(name: str, keys: list[str], why: str) -> UserError:
     return UserError(
         f"model '{name}' has no pooler ({why}), but {' and '.join(keys)} ask for the 'pooler' "
@@ -396,18 +363,17 @@ def pooler_error(name: str, keys: list[str], why: str) -> UserError:
 
 
 def check_pooler_poolings(config: dict[str, Any]) -> None:
-    """A config error before any job: pooler pooling asked for a model known to have none."""
+    """A config error before any job: pooler pooling asked for a model known to have none
+    (models trained here have an MLM head only; local weights are read for their names)."""
     keys = pooler_keys(config)
     if not keys:
         return
     for entry in config["models"]:
-        if has_pooler(entry) is False:
-            why = (
-                "trained here with an MLM head only"
-                if entry.get("trained")
-                else "its weights have no pooler.* tensors"
-            )
-            raise pooler_error(entry["name"], keys, why)
+        if entry.get("trained"):
+            raise pooler_error(entry["name"], keys, "trained here with an MLM head only")
+        folder = package_model_dir(entry["package"]) if entry.get("package") else entry.get("path")
+        if folder and Path(folder).is_dir() and has_pooler(str(folder)) is False:
+            raise pooler_error(entry["name"], keys, "its weights have no pooler.* tensors")
 
 
 def check_max_length(spec: ModelSpec, config) -> None:
@@ -454,3 +420,134 @@ def _check_sizes(spec: ModelSpec, n_tok: int, n_emb: int) -> None:
             f"matrix has {n_emb} rows: the tokenizer does not belong to this model; use the "
             "tokenizer saved with this model"
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# What a model has: weight files, pooler, MLM head, attention implementation (the one place that
+# decides; stages ask these functions)
+
+#: Weight files of a saved model, in the order they are read.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+#: Substrings of weight names that belong to a masked-LM head (BERT ``cls.predictions``,
+#: RoBERTa/XLM-R ``lm_head``, DistilBERT ``vocab_transform``/``vocab_projector``, ELECTRA
+#: ``generator_lm_head``, ALBERT ``predictions``).
+MLM_HEAD_MARKERS = (
+    "predictions.",
+    "lm_head.",
+    "vocab_transform.",
+    "vocab_projector.",
+    "generator_lm_head.",
+)
+
+
+def weight_files(loc: str, revision: str | None) -> list[Path]:
+    """Local weight files of a model folder or a hub id already in the local cache."""
+    folder = Path(loc)
+    if folder.is_dir():
+        return [folder / n for n in WEIGHT_FILES if (folder / n).is_file()]
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return []
+    found = []
+    for name in WEIGHT_FILES:
+        path = try_to_load_from_cache(loc, name, revision=revision)
+        if isinstance(path, str) and os.path.isfile(path):
+            found.append(Path(path))
+    return found
+
+
+def weight_names(loc: str, revision: str | None = None) -> list[str] | None:
+    """The parameter names stored for a model (no tensors are loaded); None when unknown (an
+    unreadable file too: loading the model then reports what is wrong with it)."""
+    import json
+
+    from safetensors import SafetensorError
+
+    for path in weight_files(loc, revision):
+        try:
+            if path.name.endswith(".index.json"):
+                return list(json.loads(path.read_text(encoding="utf-8")).get("weight_map", {}))
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(path), framework="pt") as f:
+                    return list(f.keys())
+            if path.suffix == ".bin":
+                import torch
+
+                return list(torch.load(path, map_location="meta", weights_only=True, mmap=True))
+        except (SafetensorError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+            log.warning("cannot list the weights in %s (%s)", path, err)
+            return None
+    return None
+
+
+def _is_pooler_weight(name: str) -> bool:
+    return name.startswith("pooler.") or ".pooler." in name
+
+
+def has_pooler(loc: str, revision: str | None = None) -> bool | None:
+    """Whether a model's stored weights include a pooler (None when they cannot be read)."""
+    names = weight_names(loc, revision)
+    return None if names is None else any(_is_pooler_weight(n) for n in names)
+
+
+def has_mlm_head(loc: str, revision: str | None = None) -> bool | None:
+    """Whether a model carries a masked-LM head: read from its weight names when they are here
+    (a local folder, or a hub id in the cache); else from its config's architectures
+    (``*ForMaskedLM``, ``*ForPreTraining``; config.json comes through the Hugging Face cache,
+    honouring HF_ENDPOINT and HF_HUB_OFFLINE). None when the weights cannot be read or neither
+    is known (loading the model then says what is wrong)."""
+    if weight_files(loc, revision):
+        names = weight_names(loc, revision)
+        if names is None:
+            return None
+        return any(marker in name for name in names for marker in MLM_HEAD_MARKERS)
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(loc, revision=revision, trust_remote_code=False)
+    except (OSError, ValueError):
+        return None
+    archs = getattr(config, "architectures", None) or []
+    return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
+
+
+def base_of(model):
+    """The encoder without task head (``BertModel`` inside ``BertForMaskedLM``)."""
+    return getattr(model, "base_model", model)
+
+
+def model_has_pooler(model) -> bool:
+    """Whether a loaded model computes a pooler output (:func:`load_model` drops a pooler whose
+    weights the checkpoint lacks)."""
+    return getattr(base_of(model), "pooler", None) is not None
+
+
+def model_has_mlm_head(model) -> bool:
+    """Whether a loaded model has BERT's MLM head (``cls.predictions``)."""
+    cls = getattr(model, "cls", None)
+    return cls is not None and hasattr(cls, "predictions")
+
+
+def attention_implementation(model) -> str:
+    """The attention implementation a loaded model runs (eager, sdpa, ...)."""
+    return model.config._attn_implementation
+
+
+@contextmanager
+def use_attention(model, name: str) -> Iterator[None]:
+    """Temporarily switch the model's attention implementation (transformers 5
+    ``set_attn_implementation``); restored afterwards."""
+    before = attention_implementation(model)
+    model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)

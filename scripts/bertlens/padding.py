@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_path, write_html_table, write_json, write_table
+from .models import attention_implementation, model_has_pooler, use_attention
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -180,10 +181,6 @@ def _forward(model, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor 
     return states, (pooled.float() if pooled is not None else None)
 
 
-def _has_pooler(model) -> bool:
-    return getattr(model, "pooler", None) is not None
-
-
 @torch.inference_mode()
 def encode_alone(
     model,
@@ -305,18 +302,6 @@ def left_padding_partner(partners: Sequence[Partner]) -> Partner:
         return by_name["longest"]
     with_rows = [p for p in partners if p.ids is not None]
     return max(with_rows, key=lambda p: p.length) if with_rows else partners[0]
-
-
-@contextmanager
-def attn_implementation(model, name: str) -> Iterator[None]:
-    """Temporarily switch the model's attention implementation (transformers 5
-    ``set_attn_implementation``); restored afterwards."""
-    before = model.config._attn_implementation
-    model.set_attn_implementation(name)
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,14 +575,14 @@ def padding_study(
 
     if "sdpa_vs_eager" in settings:
         t = time.perf_counter()
-        current = model.config._attn_implementation
+        current = attention_implementation(model)
         if current != "sdpa":
             skipped["sdpa_vs_eager"] = (
                 f"the model runs '{current}' attention (no SDPA support or set explicitly)"
             )
         else:
             try:
-                with attn_implementation(model, "eager"):
+                with use_attention(model, "eager"):
                     enc = encode_alone(model, ids)
                 add(compare(alone, enc), "sdpa_vs_eager", "none", lengths)
             except (ValueError, AttributeError) as err:
@@ -635,8 +620,8 @@ def padding_study(
         "sentences": len(ids),
         "corpus_sentences": len(corpus_ids),
         "layers": n_layers,
-        "has_pooler": _has_pooler(model),
-        "attn_implementation": model.config._attn_implementation,
+        "has_pooler": model_has_pooler(model),
+        "attn_implementation": attention_implementation(model),
         "torch_threads": torch.get_num_threads(),
         "max_length": max_length,
         "tolerance": tolerance,

@@ -39,6 +39,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from . import mlm
 from .io import read_json, write_json, write_sidecar, write_table
 from .mlm import METRIC_COLUMNS, TrainArgs
+from .models import attention_implementation
 from .stage import UserError, pick_device
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,6 @@ def _scratch_model(args: TrainArgs, tokenizer):
 
 def _load_pretrained(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
     from . import models as bl_models
-    from .fillmask import has_mlm_head, weight_files
 
     if isinstance(source, tuple):
         spec, loc = source
@@ -74,7 +74,7 @@ def _load_pretrained(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
             name=args.base_model or Path(loc).name, column=args.column, source="path", ref=loc
         )
     tokenizer = bl_models.load_tokenizer(spec, loc)
-    head = has_mlm_head(loc, getattr(spec, "revision", None))
+    head = bl_models.has_mlm_head(loc, getattr(spec, "revision", None))
     model = bl_models.load_model(spec, loc, head="mlm")
     bl_models.check_vocab(spec, tokenizer, model)
     if head is False:
@@ -82,7 +82,7 @@ def _load_pretrained(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
     desc = f"pretrained {spec.describe()}"
     files = [
         (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-        for p in weight_files(loc, getattr(spec, "revision", None))
+        for p in bl_models.weight_files(loc, getattr(spec, "revision", None))
     ]
     return model, tokenizer, desc, json.dumps([desc, files])
 
@@ -570,7 +570,7 @@ def _build(args, texts, source, paths, logger) -> tuple[MlmTrainer, RunRecorder,
         "parameters": sum(p.numel() for p in model.parameters()),
         "baseline_token": tokenizer.convert_ids_to_tokens(prep.baseline_id),
         "resumed_from_step": None,
-        "attention": getattr(model.config, "_attn_implementation", None),
+        "attention": attention_implementation(model),
     }
     if resume is not None:
         facts["resumed_from_step"] = int(_CKPT_RE.match(resume.name).group(1))
@@ -625,7 +625,6 @@ def train(
     logger = log or logging.getLogger(__name__)
     session_start = time.perf_counter()
     hf_logging.disable_progress_bar()  # save_pretrained's bars would fill the log
-    args.validate()
     main = int(os.environ.get("RANK", "0")) == 0
     if main:
         args.log_settings(logger)

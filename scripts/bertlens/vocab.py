@@ -37,14 +37,6 @@ REQUIRED_SPECIAL = {
     "sep_token": "[SEP]",
     "mask_token": "[MASK]",
 }
-DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-#: The schema defaults of a run's ``vocab:`` block.
-VOCAB_DEFAULTS: dict[str, Any] = {
-    "size": 8000,
-    "min_frequency": 2,
-    "mecab_dic": "ipadic",
-    "special_tokens": list(DEFAULT_SPECIAL_TOKENS),
-}
 #: Files of a saved tokenizer folder (removed when a new save does not write them).
 _TOKENIZER_FILES = (
     "added_tokens.json",
@@ -55,17 +47,6 @@ _TOKENIZER_FILES = (
 )
 #: How many [UNK]-producing words the stats list.
 TOP_UNK = 20
-
-
-def vocab_settings(vocab: dict[str, Any] | None) -> dict[str, Any]:
-    """A run's ``vocab:`` block with the schema defaults filled in."""
-    given = dict(vocab or {})
-    unknown = sorted(set(given) - set(VOCAB_DEFAULTS))
-    if unknown:
-        raise UserError(
-            f"unknown vocab setting(s) {', '.join(unknown)}; use {', '.join(VOCAB_DEFAULTS)}"
-        )
-    return {**VOCAB_DEFAULTS, **given}
 
 
 def corpus_texts(table: str | os.PathLike, column: str) -> list[str]:
@@ -88,7 +69,7 @@ def corpus_texts(table: str | os.PathLike, column: str) -> list[str]:
     return texts
 
 
-def mecab_segment(texts: Iterable[str], mecab_dic: str = "ipadic") -> list[str]:
+def mecab_segment(texts: Iterable[str], mecab_dic: str) -> list[str]:
     """NFKC-normalise each text and return its MeCab words joined by single spaces."""
     from .models import mecab_tagger
 
@@ -116,8 +97,8 @@ def train_wordpiece_vocab(
     out_dir: str | os.PathLike,
     size: int,
     min_frequency: int,
-    special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
-    mecab_dic: str = "ipadic",
+    special_tokens: Sequence[str],
+    mecab_dic: str,
     stats_json: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train a MeCab + WordPiece vocabulary on ``texts`` and save a BertJapaneseTokenizer.
@@ -128,9 +109,6 @@ def train_wordpiece_vocab(
     complete; ``vocab.txt`` is moved last. Returns the statistics (also written to ``stats_json``
     when given): sizes, settings and :func:`roundtrip_stats` on the training texts.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import BertJapaneseTokenizer
-
     special = _check_special(special_tokens)
     if not texts:
         raise UserError("no texts to train a vocabulary on; check the corpus column")
@@ -142,6 +120,41 @@ def train_wordpiece_vocab(
         min_frequency,
         mecab_dic,
     )
+    tokens, counts = _learn_pieces(segmented, size, min_frequency, special)
+    out_dir = Path(out_dir)
+    files = _save_tokenizer(tokens, special, mecab_dic, out_dir)
+    stats: dict[str, Any] = {
+        "texts": len(texts),
+        "vocab_size": len(tokens),
+        "requested_size": size,
+        "min_frequency": min_frequency,
+        "mecab_dic": mecab_dic,
+        "special_tokens": special,
+        "files": files,
+        "mecab_words": sum(len(s.split()) for s in segmented),
+        "distinct_mecab_words": len({w for s in segmented for w in s.split()}),
+        "unused_pieces": sum(1 for t in tokens[len(special) :] if counts[t] == 0),
+        **roundtrip_stats(load_trained_tokenizer(out_dir), texts),
+    }
+    _log_size(len(tokens), size, min_frequency)
+    log.info(
+        "vocabulary: %d pieces; [UNK] rate %.4f%% of tokens; round-trip %.2f%% of sentences",
+        len(tokens),
+        100 * stats["unk_token_rate"],
+        100 * stats["roundtrip_share"],
+    )
+    if stats_json is not None:
+        write_json(stats_json, stats)
+    return stats
+
+
+def _learn_pieces(
+    segmented: list[str], size: int, min_frequency: int, special: list[str]
+) -> tuple[list[str], Counter[str]]:
+    """The WordPiece trainer's pieces over the MeCab words, in reproducible id order: specials
+    first, then by frequency of use on the training text (ties by the piece); and those counts."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
     wp = Tokenizer(
         models.WordPiece(unk_token=REQUIRED_SPECIAL["unk_token"], max_input_chars_per_word=100)
     )
@@ -155,15 +168,21 @@ def train_wordpiece_vocab(
     )
     wp.train_from_iterator(segmented, trainer=trainer, length=len(segmented))
     learned = wp.get_vocab()
-
-    # Reproducible ids: specials first, then by frequency of use on the training text.
     counts: Counter[str] = Counter()
     for enc in wp.encode_batch(segmented, add_special_tokens=False):
         counts.update(enc.tokens)
     rest = sorted((t for t in learned if t not in special), key=lambda t: (-counts[t], t))
-    tokens = special + rest
+    return special + rest, counts
 
-    out_dir = Path(out_dir)
+
+def _save_tokenizer(
+    tokens: list[str], special: list[str], mecab_dic: str, out_dir: Path
+) -> list[str]:
+    """Save a BertJapaneseTokenizer of ``tokens`` into ``out_dir``: written into a temporary
+    folder, then each file renamed into place, ``vocab.txt`` last (its presence marks a complete
+    tokenizer folder); files an earlier tokenizer left there are removed. Returns the file names."""
+    from transformers import BertJapaneseTokenizer
+
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".vocab.", dir=out_dir))
     try:
@@ -190,45 +209,26 @@ def train_wordpiece_vocab(
             os.replace(saved / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return files
 
-    loaded = load_trained_tokenizer(out_dir)
-    stats: dict[str, Any] = {
-        "texts": len(texts),
-        "vocab_size": len(tokens),
-        "requested_size": size,
-        "min_frequency": min_frequency,
-        "mecab_dic": mecab_dic,
-        "special_tokens": special,
-        "files": files,
-        "mecab_words": sum(len(s.split()) for s in segmented),
-        "distinct_mecab_words": len({w for s in segmented for w in s.split()}),
-        "unused_pieces": sum(1 for t in rest if counts[t] == 0),
-        **roundtrip_stats(loaded, texts),
-    }
-    if len(tokens) > size:
+
+def _log_size(n_pieces: int, size: int, min_frequency: int) -> None:
+    """Say why the vocabulary is larger or smaller than asked for."""
+    if n_pieces > size:
         log.info(
             "vocabulary has %d pieces (> requested %d): the WordPiece trainer keeps every character "
             "of the corpus (and its ## form) even when that alone exceeds the size",
-            len(tokens),
+            n_pieces,
             size,
         )
-    elif len(tokens) < size:
+    elif n_pieces < size:
         log.info(
             "vocabulary has %d pieces (< requested %d): the corpus has no more pieces at "
             "min_frequency %d",
-            len(tokens),
+            n_pieces,
             size,
             min_frequency,
         )
-    log.info(
-        "vocabulary: %d pieces; [UNK] rate %.4f%% of tokens; round-trip %.2f%% of sentences",
-        len(tokens),
-        100 * stats["unk_token_rate"],
-        100 * stats["roundtrip_share"],
-    )
-    if stats_json is not None:
-        write_json(stats_json, stats)
-    return stats
 
 
 def load_trained_tokenizer(tokenizer_dir: str | os.PathLike, mecab_dic: str | None = None):
