@@ -59,7 +59,7 @@ rule internals:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "padding", "internals"),
+        code=lib("models", "modelstage", "internals"),
     output:
         checks="results/internals/{model}/checks.tsv",
         parameters="results/internals/{model}/parameters.tsv",

@@ -261,6 +261,11 @@ def layer_training(wildcards):
     return {k: TRAINING[run][k] for k in ("seed", "eval_fraction")}
 
 
+def layer_settings(*keys):
+    """The `layers:` values one layer stage reads: editing another reruns nothing there."""
+    return {k: config["layers"][k] for k in keys}
+
+
 def column_models(column):
     return [m for m, e in MODELS.items() if e["column"] == column]
 

@@ -235,7 +235,7 @@ rule attention_png:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "plotting"),
+        code=lib("attention", "models", "plotting"),
     output:
         report(
             "results/attention/{model}/probe{i}.png",
@@ -258,7 +258,7 @@ rule attention_page:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "explorer"),
+        code=lib("attention", "explorer", "models"),
     output:
         report(
             "results/attention/{model}/attention.html",

@@ -23,7 +23,7 @@ rule layer_vectors:
         gpu=gpu_resources("layers"),
     params:
         model=model_params,
-        layers=config["layers"],
+        layers=layer_settings("sentences", "seed", "batch_size"),
         device=config["device"],
     script:
         "../scripts/layer_vectors.py"
@@ -60,7 +60,7 @@ rule layer_measures:
         "../envs/layers.yaml"
     threads: stage_threads("layers")
     params:
-        layers=config["layers"],
+        layers=layer_settings("min_occurrences", "anisotropy_pairs", "seed"),
     script:
         "../scripts/layer_measures.py"
 
@@ -95,7 +95,7 @@ rule layer_probes:
         "../envs/layers.yaml"
     threads: stage_threads("layers")
     params:
-        layers=config["layers"],
+        layers=layer_settings("probe_test_fraction", "probe_max_iter", "seed"),
     script:
         "../scripts/layer_probes.py"
 
@@ -173,7 +173,6 @@ rule logit_lens:
         tokens="results/tokens/{model}/tokens.parquet",
         code=lib(
             "logitlens",
-            "fillmask",
             "embeddings",
             "spread",
             "models",
@@ -208,7 +207,9 @@ rule logit_lens:
         gpu=gpu_resources("layers"),
     params:
         model=model_params,
-        layers=config["layers"],
+        layers=layer_settings(
+            "logit_lens_sentences", "mask_probability", "seed", "batch_size"
+        ),
         training=layer_training,
         device=config["device"],
     script:

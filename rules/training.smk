@@ -29,7 +29,7 @@ rule train_vocab:
 rule train_mlm:
     input:
         unpack(training_mlm_inputs),
-        code=lib("mlm", "training", "vocab", "models", "fillmask"),
+        code=lib("mlm", "training", "checkpoints", "encoding", "vocab", "models"),
     output:
         model=directory("results/training/{run}/model"),
         metrics="results/training/{run}/metrics.csv",
@@ -90,7 +90,9 @@ rule fill_mask:
     params:
         model=model_params,
         # only the probes of the model's own column: editing another column's reruns nothing here
-        probes=lambda wc: config["fill_mask"]["probes"].get(MODELS[wc.model]["column"], []),
+        probes=lambda wc: config["fill_mask"]["probes"].get(
+            MODELS[wc.model]["column"], []
+        ),
         top_k=config["fill_mask"]["top_k"],
     script:
         "../scripts/fill_mask.py"

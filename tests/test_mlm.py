@@ -458,7 +458,12 @@ def test_scripts(tmp_path, texts):
                 "csv": str(out / f"{model['name']}.csv"),
                 "html": str(out / f"{model['name']}.html"),
             },
-            params={"model": model, "fill_mask": fill},
+            # what the rule passes: the probes of the model's column and top_k
+            params={
+                "model": model,
+                "probes": fill["probes"][model["column"]],
+                "top_k": fill["top_k"],
+            },
         )
     ja = pd.read_csv(out / "tiny-ja.csv", keep_default_na=False)
     assert len(ja) == 2 * 3 and set(ja["probe"]) == set(PROBES)

@@ -2,24 +2,13 @@
 ``transformers.Trainer`` in :mod:`bertlens.training`, modelled on Hugging Face's ``run_mlm.py``).
 
 * :class:`TrainArgs`: every setting of a run, built from one ``training:`` entry of the config.
-* :func:`encode_texts`: token ids plus the word each token belongs to (for whole-word masking).
 * :func:`mask_tokens`: BERT's 15% / 80-10-10 masking, token- or whole-word-level, vectorised.
 * :class:`MlmCollator`: Trainer's data collator for the objectives ``bert``, ``notebook`` (seed
   002 literally) and ``all_tokens``; :class:`SparseMlm`: the loss at labelled positions only.
+* :func:`prepare`: a run's split, encoded data, collator and fixed masked held-out sentences.
 * :func:`evaluate`, :func:`plot_curves`, :func:`write_summary_html`: held-out scores and reports.
 
-Word groups for whole-word masking
-----------------------------------
-``BertJapaneseTokenizer`` (MeCab + WordPiece) splits a text into MeCab words first and runs WordPiece
-on each word separately, so the first piece of a word never starts with ``##`` and every later piece
-does. The rule "a new word starts at each piece without ``##``" therefore gives exactly the MeCab
-words, with one exception: a MeCab word whose surface itself begins with ``##`` (MeCab makes ``##`` a
-word of its own in ``落ち##る``) can match a ``##...`` vocabulary entry and would be glued to the
-previous word. :func:`encode_texts` avoids the heuristic altogether for BertJapaneseTokenizer: it runs
-``tokenizer.word_tokenizer`` and then ``tokenizer.subword_tokenizer`` on each word (what the
-tokenizer does internally), which yields the same pieces with exact word boundaries (tested against
-``tokenizer.tokenize``). Texts that contain a special-token string such as ``[MASK]`` go through
-``tokenizer.tokenize`` and the ``##`` rule; fast tokenizers use their own ``word_ids()``.
+The encoded corpus (token ids with the word of each token) comes from :mod:`bertlens.encoding`.
 """
 
 from __future__ import annotations
@@ -37,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .encoding import EncodedCorpus, encode_texts, pack_sentences
 from .io import write_html_table
 from .models import model_has_mlm_head
 from .stage import UserError
@@ -168,132 +158,6 @@ class TrainArgs:
     def resume_key(self) -> dict[str, Any]:
         """The settings a checkpoint must share to be resumed (all but duration and cadence)."""
         return {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
-
-
-# --------------------------------------------------------------------------------------------------
-# Tokenization with word groups
-
-
-@dataclass
-class EncodedCorpus:
-    """Token ids with special tokens, and the word index of every token (-1 for special tokens)."""
-
-    input_ids: list[torch.Tensor]
-    word_ids: list[torch.Tensor]
-    truncated: int = 0
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter(
-            (len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids)
-        )
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> EncodedCorpus:
-        return EncodedCorpus(
-            [self.input_ids[i] for i in indices],
-            [self.word_ids[i] for i in indices],
-            self.truncated,
-        )
-
-
-def _is_word_split_japanese(tokenizer) -> bool:
-    return (
-        type(tokenizer).__name__ == "BertJapaneseTokenizer"
-        and getattr(tokenizer, "do_word_tokenize", False)
-        and getattr(tokenizer, "do_subword_tokenize", False)
-    )
-
-
-def words_from_continuation(pieces: Sequence[str], prefix: str = "##") -> list[int]:
-    """Word index per piece by the WordPiece rule: a piece starting with ``prefix`` continues the
-    previous word, any other piece starts a new one."""
-    out: list[int] = []
-    word = -1
-    for piece in pieces:
-        if not (piece.startswith(prefix) and word >= 0):
-            word += 1
-        out.append(word)
-    return out
-
-
-def japanese_word_pieces(tokenizer, text: str) -> tuple[list[str], list[int]]:
-    """Pieces of ``text`` and their MeCab word index, by tokenizing each MeCab word separately
-    (exactly what ``BertJapaneseTokenizer._tokenize`` does, keeping the word boundaries)."""
-    pieces: list[str] = []
-    words: list[int] = []
-    for i, word in enumerate(tokenizer.word_tokenizer.tokenize(text)):
-        sub = tokenizer.subword_tokenizer.tokenize(word)
-        pieces.extend(sub)
-        words.extend([i] * len(sub))
-    return pieces, words
-
-
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> EncodedCorpus:
-    """Tokenize ``texts`` as ``[CLS] pieces [SEP]`` (at most ``max_length`` tokens) with word ids.
-
-    See the module docstring for how word groups are found for each kind of tokenizer.
-    """
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    if cls_id is None or sep_id is None:
-        raise UserError(
-            f"tokenizer {type(tokenizer).__name__} has no CLS/SEP tokens; MLM training here needs a "
-            "BERT-style tokenizer"
-        )
-    room = max_length - 2
-    cores: list[tuple[list[int], list[int]]] = []
-    if _is_word_split_japanese(tokenizer):
-        specials = [t for t in tokenizer.all_special_tokens if t]
-        for text in texts:
-            if any(tok in text for tok in specials):
-                pieces = tokenizer.tokenize(text)
-                words = words_from_continuation(pieces)
-            else:
-                pieces, words = japanese_word_pieces(tokenizer, text)
-            cores.append((tokenizer.convert_tokens_to_ids(pieces), words))
-    elif getattr(tokenizer, "is_fast", False):
-        batch = tokenizer(list(texts), add_special_tokens=False)
-        for i, ids in enumerate(batch["input_ids"]):
-            words = [-1 if w is None else w for w in batch.word_ids(i)]
-            cores.append((list(ids), words))
-    else:
-        for text in texts:
-            pieces = tokenizer.tokenize(text)
-            cores.append((tokenizer.convert_tokens_to_ids(pieces), words_from_continuation(pieces)))
-    input_ids, word_ids, truncated = [], [], 0
-    for ids, words in cores:
-        if len(ids) > room:
-            truncated += 1
-            ids, words = ids[:room], words[:room]
-        input_ids.append(torch.tensor([cls_id, *ids, sep_id], dtype=torch.long))
-        word_ids.append(torch.tensor([-1, *words, -1], dtype=torch.long))
-    return EncodedCorpus(input_ids, word_ids, truncated)
-
-
-def pack_sentences(corpus: EncodedCorpus, max_length: int, seed: int) -> EncodedCorpus:
-    """Several sentences per row, up to ``max_length`` tokens (RoBERTa's FULL-SENTENCES,
-    run_mlm's ``group_texts`` without cutting a sentence): ``[CLS] s1 [SEP] s2 [SEP] ...`` in a
-    seeded random order; word ids stay distinct within a row (whole-word masking still works)."""
-    order = np.random.default_rng(seed).permutation(len(corpus.input_ids))
-    rows: list[tuple[list[int], list[int]]] = []
-    ids: list[int] = []
-    words: list[int] = []
-    for i in order:
-        core = corpus.input_ids[i].tolist()
-        if ids and len(ids) + len(core) - 1 > max_length:
-            rows.append((ids, words))
-            ids, words = [], []
-        if not ids:
-            ids, words = core[:1], [-1]
-        offset = max(words) + 1
-        ids.extend(core[1:])
-        words.extend(w + offset if w >= 0 else -1 for w in corpus.word_ids[i][1:].tolist())
-    if ids:
-        rows.append((ids, words))
-    return EncodedCorpus(
-        [torch.tensor(r, dtype=torch.long) for r, _ in rows],
-        [torch.tensor(w, dtype=torch.long) for _, w in rows],
-        corpus.truncated,
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -617,6 +481,94 @@ def summarize(args: TrainArgs, rows: list[dict[str, Any]], **facts: Any) -> dict
 
 
 # --------------------------------------------------------------------------------------------------
+# The data of a run
+
+
+@dataclass
+class Prepared:
+    """Everything the Trainer needs besides the model, and the facts the summary reports."""
+
+    train: EncodedDataset
+    eval: EvalSet
+    collator: MlmCollator
+    baseline_id: int
+    facts: dict[str, Any]
+
+
+def _split(args: TrainArgs, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    where = f"training run '{args.name}'"
+    if len(texts) < 2:
+        raise UserError(
+            f"{where} needs at least 2 non-empty texts in column '{args.column}' (one to train "
+            f"on, one to hold out; got {len(texts)}); add text to the corpus or train on another "
+            "column"
+        )
+    perm = np.random.default_rng(args.seed).permutation(len(texts))
+    n_eval = max(1, round(len(texts) * args.eval_fraction))
+    n_train = len(texts) - n_eval
+    if n_train < 1:
+        raise UserError(
+            f"{where}: eval_fraction {args.eval_fraction:g} holds out {n_eval} of {len(texts)} "
+            "sentences and leaves none to train on; lower eval_fraction or add text to the corpus"
+        )
+    if n_train < args.batch_size:
+        raise UserError(
+            f"{where}: {n_train} training sentences (of {len(texts)}; {n_eval} held out by "
+            f"eval_fraction {args.eval_fraction:g}) do not fill one batch of batch_size "
+            f"{args.batch_size}; set batch_size to at most {n_train} or add text to the corpus"
+        )
+    return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
+
+
+def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Prepared:
+    """Split, encode, build the collator of the objective and the fixed masked eval set."""
+    train_idx, eval_idx = _split(args, texts)
+    encoded = encode_texts(tokenizer, texts, max_length)
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    collator = MlmCollator(
+        objective=args.objective,
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        mask_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        special_ids=special,
+        probability=args.mlm_probability,
+        mask_replace=args.mask_replace,
+        random_replace=args.random_replace,
+        whole_word=args.whole_word_mask,
+        max_length=max_length,
+        seed=args.seed,
+    )
+    train_data = encoded.subset(train_idx)
+    if args.packing:
+        train_data = pack_sentences(train_data, max_length, args.seed)
+    masked = None
+    if args.objective == "notebook":
+        keep = [tokenizer.cls_token_id, tokenizer.sep_token_id, collator.pad_id]  # as seed 002
+        masked = notebook_masks(
+            train_data, torch.tensor(keep), collator.mask_id, args.mlm_probability, args.seed
+        )
+    held_out = eval_set(encoded.subset(eval_idx), args, collator, args.batch_size)
+    if held_out.masked == 0:
+        raise UserError(
+            f"training run '{args.name}': the {len(eval_idx)} held-out sentences got no masked "
+            f"tokens (masking probability {args.mlm_probability:g}), so nothing can be evaluated; "
+            "raise eval_fraction or add text to the corpus"
+        )
+    counts = np.bincount(torch.cat(train_data.input_ids).numpy(), minlength=len(tokenizer))
+    counts[special.numpy()] = 0
+    facts = {
+        "train_sentences": len(train_idx),
+        "train_rows": len(train_data.input_ids),
+        "eval_sentences": len(eval_idx),
+        "eval_masked_tokens": held_out.masked,
+        "truncated_sentences": encoded.truncated,
+        "max_length": max_length,
+    }
+    dataset = EncodedDataset(train_data, masked)
+    return Prepared(dataset, held_out, collator, int(counts.argmax()), facts)
+
+
+# --------------------------------------------------------------------------------------------------
 # Report outputs
 
 
@@ -686,16 +638,11 @@ def write_summary_html(summary: dict[str, Any], out_html: str | os.PathLike) -> 
 __all__ = [
     "OBJECTIVES",
     "TrainArgs",
-    "EncodedCorpus",
     "EncodedDataset",
     "MlmCollator",
     "SparseMlm",
-    "encode_texts",
-    "japanese_word_pieces",
-    "words_from_continuation",
     "mask_tokens",
     "notebook_masks",
-    "pack_sentences",
     "random_token_pool",
     "collate",
     "eval_set",

@@ -7,36 +7,39 @@ fixed masked held-out sentences, writes ``metrics.csv`` and TensorBoard events, 
 checkpoint complete. The loop, gradient accumulation, bf16, optimizer/scheduler/RNG checkpoints,
 resumption and DDP (``torchrun``, see :func:`launch`) are Trainer's.
 
-A checkpoint (``checkpoint-N`` under ``checkpoint_dir``, written by Trainer) counts only once
-``bertlens_state.json`` is in it (written last, with a fingerprint of the settings, tokenizer and
-texts); a rerun resumes from the newest complete checkpoint with the same fingerprint and removes
-every other one.
+Which checkpoint a rerun resumes from is :mod:`bertlens.checkpoints`'s choice; the split, encoding and
+masked held-out set of a run are :func:`bertlens.mlm.prepare`'s.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from . import mlm
+from .checkpoints import (
+    CKPT_RE,
+    KEEP_CHECKPOINTS,
+    STATE_FILE,
+    fingerprint,
+    remove_incomplete,
+    resume_point,
+)
 from .io import read_json, write_json, write_sidecar, write_table
 from .mlm import METRIC_COLUMNS, TrainArgs
 from .models import attention_implementation
@@ -44,10 +47,6 @@ from .stage import UserError, pick_device
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "bertlens_state.json"
-#: How many checkpoints stay on disk.
-KEEP_CHECKPOINTS = 2
-_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 #: errno values of a full disk or an exceeded quota.
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -110,154 +109,6 @@ def load_init(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
 
     tokenizer = load_trained_tokenizer(source)
     return _scratch_model(args, tokenizer), tokenizer, f"scratch (tokenizer {source})", "scratch"
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def fingerprint(args: TrainArgs, tokenizer, texts: Sequence[str], init: str) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps(args.resume_key(), sort_keys=True, default=str).encode())
-    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
-    h.update(init.encode())
-    for text in texts:
-        h.update(text.encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Complete checkpoints ``(step, path)`` in ``checkpoint_dir``, oldest first."""
-    root = Path(checkpoint_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        m = _CKPT_RE.match(path.name)
-        if m and path.is_dir() and (path / STATE_FILE).is_file():
-            found.append((int(m.group(1)), path))
-    return sorted(found)
-
-
-def _remove_incomplete(checkpoint_dir: Path) -> None:
-    """Checkpoint folders without the state file (a killed or failed save) are never resumed."""
-    if checkpoint_dir.is_dir():
-        for path in checkpoint_dir.iterdir():
-            if path.is_dir() and not (path / STATE_FILE).is_file():
-                log.info("removing incomplete checkpoint %s", path)
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def resume_point(
-    checkpoint_dir: Path, fp: str, total_steps: int, main: bool
-) -> tuple[Path | None, dict[str, Any]]:
-    """The newest complete checkpoint of these settings, tokenizer and texts at or before
-    ``total_steps``; the main process removes all others (and incomplete ones) so that they can
-    never be mixed into this run. Every process reaches the same answer without a barrier."""
-    if main:
-        _remove_incomplete(checkpoint_dir)
-    chosen: tuple[Path | None, dict[str, Any]] = (None, {})
-    for step, path in reversed(list_checkpoints(checkpoint_dir)):
-        try:
-            state = read_json(path / STATE_FILE)
-        except (OSError, ValueError):
-            state = {}
-        if chosen[0] is None and state.get("fingerprint") == fp and step <= total_steps:
-            chosen = (path, state)
-        elif main:
-            why = "beyond the run's end" if state.get("fingerprint") == fp else "other settings"
-            log.info("removing checkpoint %s (%s, tokenizer or texts)", path, why)
-            shutil.rmtree(path, ignore_errors=True)
-    return chosen
-
-
-# --------------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass
-class Prepared:
-    """Everything the Trainer needs besides the model, and the facts the summary reports."""
-
-    train: mlm.EncodedDataset
-    eval: mlm.EvalSet
-    collator: mlm.MlmCollator
-    baseline_id: int
-    facts: dict[str, Any]
-
-
-def _split(args: TrainArgs, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    where = f"training run '{args.name}'"
-    if len(texts) < 2:
-        raise UserError(
-            f"{where} needs at least 2 non-empty texts in column '{args.column}' (one to train "
-            f"on, one to hold out; got {len(texts)}); add text to the corpus or train on another "
-            "column"
-        )
-    perm = np.random.default_rng(args.seed).permutation(len(texts))
-    n_eval = max(1, round(len(texts) * args.eval_fraction))
-    n_train = len(texts) - n_eval
-    if n_train < 1:
-        raise UserError(
-            f"{where}: eval_fraction {args.eval_fraction:g} holds out {n_eval} of {len(texts)} "
-            "sentences and leaves none to train on; lower eval_fraction or add text to the corpus"
-        )
-    if n_train < args.batch_size:
-        raise UserError(
-            f"{where}: {n_train} training sentences (of {len(texts)}; {n_eval} held out by "
-            f"eval_fraction {args.eval_fraction:g}) do not fill one batch of batch_size "
-            f"{args.batch_size}; set batch_size to at most {n_train} or add text to the corpus"
-        )
-    return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
-
-
-def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Prepared:
-    """Split, encode, build the collator of the objective and the fixed masked eval set."""
-    train_idx, eval_idx = _split(args, texts)
-    encoded = mlm.encode_texts(tokenizer, texts, max_length)
-    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
-    collator = mlm.MlmCollator(
-        objective=args.objective,
-        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-        mask_id=tokenizer.mask_token_id,
-        vocab_size=len(tokenizer),
-        special_ids=special,
-        probability=args.mlm_probability,
-        mask_replace=args.mask_replace,
-        random_replace=args.random_replace,
-        whole_word=args.whole_word_mask,
-        max_length=max_length,
-        seed=args.seed,
-    )
-    train_data = encoded.subset(train_idx)
-    if args.packing:
-        train_data = mlm.pack_sentences(train_data, max_length, args.seed)
-    masked = None
-    if args.objective == "notebook":
-        keep = [tokenizer.cls_token_id, tokenizer.sep_token_id, collator.pad_id]  # as seed 002
-        masked = mlm.notebook_masks(
-            train_data, torch.tensor(keep), collator.mask_id, args.mlm_probability, args.seed
-        )
-    held_out = mlm.eval_set(encoded.subset(eval_idx), args, collator, args.batch_size)
-    if held_out.masked == 0:
-        raise UserError(
-            f"training run '{args.name}': the {len(eval_idx)} held-out sentences got no masked "
-            f"tokens (masking probability {args.mlm_probability:g}), so nothing can be evaluated; "
-            "raise eval_fraction or add text to the corpus"
-        )
-    counts = np.bincount(torch.cat(train_data.input_ids).numpy(), minlength=len(tokenizer))
-    counts[special.numpy()] = 0
-    facts = {
-        "train_sentences": len(train_idx),
-        "train_rows": len(train_data.input_ids),
-        "eval_sentences": len(eval_idx),
-        "eval_masked_tokens": held_out.masked,
-        "truncated_sentences": encoded.truncated,
-        "max_length": max_length,
-    }
-    dataset = mlm.EncodedDataset(train_data, masked)
-    return Prepared(dataset, held_out, collator, int(counts.argmax()), facts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,7 +190,7 @@ class RunRecorder(TrainerCallback):
     step included), writes ``metrics.csv`` and TensorBoard scalars, stops on a non-finite loss,
     and writes the state file that makes a checkpoint complete (main process only)."""
 
-    def __init__(self, run: TrainArgs, prep: Prepared, paths: dict[str, Path], resumed: dict):
+    def __init__(self, run: TrainArgs, prep: mlm.Prepared, paths: dict[str, Path], resumed: dict):
         self.run, self.prep, self.paths = run, prep, paths
         self.main = int(os.environ.get("RANK", "0")) == 0
         self.rows = list(resumed.get("metrics", []))
@@ -528,7 +379,7 @@ def _fit(trainer: MlmTrainer, args: TrainArgs, resume: Path | None, total: int) 
     except OSError as err:
         if err.errno not in _DISK_FULL:
             raise
-        _remove_incomplete(ckpt_dir)
+        remove_incomplete(ckpt_dir)
         raise UserError(
             f"training run '{args.name}': no space left on the device while writing the "
             f"checkpoint of step {trainer.state.global_step} under '{ckpt_dir}' ({err}); free "
@@ -544,7 +395,7 @@ def _build(args, texts, source, paths, logger) -> tuple[MlmTrainer, RunRecorder,
     max_length = min(args.max_length, max_pos)
     if max_length < args.max_length:
         logger.info("max_length %d cut to the model's %d positions", args.max_length, max_pos)
-    prep = prepare(args, texts, tokenizer, max_length)
+    prep = mlm.prepare(args, texts, tokenizer, max_length)
     total, warmup = _steps(args, len(prep.train), int(os.environ.get("WORLD_SIZE", "1")))
     fp = fingerprint(args, tokenizer, texts, init_key)
     main = int(os.environ.get("RANK", "0")) == 0
@@ -573,7 +424,7 @@ def _build(args, texts, source, paths, logger) -> tuple[MlmTrainer, RunRecorder,
         "attention": attention_implementation(model),
     }
     if resume is not None:
-        facts["resumed_from_step"] = int(_CKPT_RE.match(resume.name).group(1))
+        facts["resumed_from_step"] = int(CKPT_RE.match(resume.name).group(1))
         logger.info("resuming from step %d (checkpoint %s)", facts["resumed_from_step"], resume)
         recorder.last_ckpt = (facts["resumed_from_step"], resume)
     logger.info(
