@@ -10,8 +10,9 @@ from dataclasses import asdict
 import pandas as pd
 import yaml
 
+from bertlens.checkpoints import list_checkpoints
 from bertlens.mlm import TrainArgs
-from bertlens.training import launch, list_checkpoints
+from bertlens.training import launch
 from tests._training_fixtures import sample_texts, tiny_run_config, train_vocab
 from tests.conftest import snakemake
 from tests.helpers.tiny import REPO, write_config

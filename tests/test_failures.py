@@ -26,6 +26,7 @@ import openpyxl
 import pytest
 import torch
 
+from bertlens.checkpoints import list_checkpoints
 from bertlens.corpus import read_source
 from bertlens.embeddings import sentence_embeddings
 from bertlens.mlm import TrainArgs
@@ -41,7 +42,7 @@ from bertlens.models import (
 )
 from bertlens.projection import check_perplexity
 from bertlens.stage import UserError, pick_device
-from bertlens.training import list_checkpoints, train
+from bertlens.training import train
 from tests._training_fixtures import SENTENCES, one_torch_thread, tiny_run_config, train_vocab
 from tests.conftest import SNAKEMAKE
 from tests.helpers.checks import files_under, one_line, path_spec

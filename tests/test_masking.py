@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bertlens.mlm import (
-    IGNORE_INDEX,
-    collate,
-    encode_texts,
-    japanese_word_pieces,
-    mask_tokens,
-    random_token_pool,
-    words_from_continuation,
-)
+from bertlens.encoding import encode_texts, japanese_word_pieces, words_from_continuation
+from bertlens.mlm import IGNORE_INDEX, collate, mask_tokens, random_token_pool
 from bertlens.vocab import load_trained_tokenizer
 from tests._training_fixtures import SENTENCES, train_vocab
 
@@ -283,7 +276,7 @@ def test_collate_pads_to_batch_maximum(tokenizer):
 
 
 def test_packing_keeps_every_token_and_word_groups(tokenizer):
-    from bertlens.mlm import pack_sentences
+    from bertlens.encoding import pack_sentences
 
     corpus = encode_texts(tokenizer, SENTENCES, max_length=64)
     packed = pack_sentences(corpus, 64, seed=0)

@@ -17,13 +17,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 import bertlens.mlm as mlm
+from bertlens.checkpoints import list_checkpoints
 from bertlens.config import _check_run, check_config, run_with_defaults, with_defaults
 from bertlens.fillmask import fill_mask, run_fill_mask
 from bertlens.io import sidecar_path
 from bertlens.mlm import METRIC_COLUMNS, TrainArgs
 from bertlens.models import ModelSpec, has_mlm_head, package_model_dir
 from bertlens.stage import UserError
-from bertlens.training import list_checkpoints, train
+from bertlens.training import train
 from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
 from tests._training_fixtures import (
     BERT_SPECIAL,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bertlens.training import list_checkpoints
+from bertlens.checkpoints import list_checkpoints
 from tests.conftest import SNAKEMAKE, snakemake
 from tests.helpers.tiny import REPO, tiny_config, write_config, write_tiny_corpus
 

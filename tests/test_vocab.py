@@ -63,7 +63,7 @@ def test_loads_with_bert_japanese_tokenizer(vocab_dir):
 
 def test_pieces_stay_inside_mecab_words(vocab_dir):
     """WordPiece runs inside MeCab words: the pieces of each word rebuild exactly that word."""
-    from bertlens.mlm import japanese_word_pieces
+    from bertlens.encoding import japanese_word_pieces
 
     tok = load_trained_tokenizer(vocab_dir)
     tagger = mecab_tagger("ipadic")
