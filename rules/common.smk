@@ -142,7 +142,7 @@ def gpu_resources(name):
 def training_gpus(run, default):
     """A training run with `devices: N` > 1 asks for N GPUs (torchrun, one process each);
     otherwise the `train` stage's `gpu` (default 1)."""
-    devices = TRAINING[run].get("devices", 1)
+    devices = TRAINING[run]["devices"]
     return devices if devices > 1 else default
 
 

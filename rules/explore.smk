@@ -120,7 +120,7 @@ rule explore_vocab:
         mecab_dic=lambda wc: (
             None
             if MODELS[wc.model]["column"] == "en"
-            else MODELS[wc.model].get("mecab_dic", "ipadic")
+            else MODELS[wc.model]["mecab_dic"]
         ),
     script:
         "../scripts/explore.py"

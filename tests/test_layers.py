@@ -151,6 +151,10 @@ def test_word_vectors_average_pieces_and_pair_across_models(tiny):
     np.testing.assert_allclose(cka_matrix(words[:, ia], words[:, ia]).diagonal(), 1.0, rtol=1e-5)
 
 
+#: the probe settings of the schema's `layers:` defaults, seed 0
+PROBE = {"test_fraction": 0.25, "max_iter": 200, "seed": 0}
+
+
 def test_probe_finds_a_planted_direction_and_the_control_task_does_not(tiny):
     table, vectors = tiny["table"], np.asarray(tiny["vectors"])
     rng = np.random.default_rng(6)
@@ -158,14 +162,14 @@ def test_probe_finds_a_planted_direction_and_the_control_task_does_not(tiny):
     direction = rng.normal(size=vectors.shape[2])
     planted = vectors + 3.0 * (label[:, None] * direction / np.linalg.norm(direction))
     result = probe_layers(
-        planted, label, table["piece"].to_numpy(), table["sentence"].to_numpy(), seed=0
+        planted, label, table["piece"].to_numpy(), table["sentence"].to_numpy(), **PROBE
     )
     assert (result["accuracy"] > 0.95).all(), result
     assert (result["control_accuracy"] < 0.8).all(), result
     assert (result["selectivity"] > 0.2).all(), result
     # without the plant the probe is near the majority baseline
     plain = probe_layers(
-        vectors, label, table["piece"].to_numpy(), table["sentence"].to_numpy(), seed=0
+        vectors, label, table["piece"].to_numpy(), table["sentence"].to_numpy(), **PROBE
     )
     assert (plain["accuracy"] < plain["majority"] + 0.1).all(), plain
 

@@ -98,9 +98,9 @@ def probe_layers(
     labels: np.ndarray,
     types: np.ndarray,
     sentences: np.ndarray,
-    test_fraction: float = 0.25,
-    max_iter: int = 200,
-    seed: int = 0,
+    test_fraction: float,
+    max_iter: int,
+    seed: int,
 ) -> pd.DataFrame:
     """One task at every layer of ``vectors`` (layers, tokens, hidden): layer, accuracy,
     control accuracy, selectivity, majority baseline, label count, train and test sizes."""
