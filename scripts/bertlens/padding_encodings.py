@@ -5,7 +5,8 @@ attention-mask check (changing what sits at the pad positions must change nothin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any

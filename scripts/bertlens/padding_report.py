@@ -181,6 +181,24 @@ def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
     return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
 
 
+def _grid(n: int):
+    """A figure with a panel per setting, three to a row; the panels beyond ``n`` are hidden.
+    Returns the figure and the ``n`` panels in reading order."""
+    ncols = min(3, max(1, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(nrows, ncols, (5.0 * ncols, 3.6 * nrows))
+    panels = [axes[k // ncols][k % ncols] for k in range(nrows * ncols)]
+    for ax in panels[n:]:
+        ax.set_visible(False)
+    return fig, panels[:n]
+
+
+def _finish(fig, title: str, path: str | Path) -> None:
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path, dpi=120)
+
+
 def _settings_present(differences: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(differences["setting"]))
 
@@ -196,9 +214,7 @@ def histogram_png(
     """Per setting, histograms of log10(max-abs) at the last layer (one colour per pooling),
     with the tolerance as a dashed line."""
     settings = _settings_present(differences)
-    ncols = min(3, max(1, len(settings)))
-    nrows = math.ceil(len(settings) / ncols)
-    fig, axes = _figure(nrows, ncols, (5.0 * ncols, 3.6 * nrows))
+    fig, axes = _grid(len(settings))
     last = differences[differences["layer"] == n_layers]
     colours = {
         "cls": "#4477aa",
@@ -207,8 +223,7 @@ def histogram_png(
         "pooler": "#ccbb44",
         "pooler_pos0": "#aa3377",
     }
-    for k, setting in enumerate(settings):
-        ax = axes[k // ncols][k % ncols]
+    for ax, setting in zip(axes, settings, strict=True):
         sub = last[last["setting"] == setting]
         vals = {
             p: np.log10(np.maximum(g["max_abs"].to_numpy(), _FLOOR))
@@ -229,11 +244,7 @@ def histogram_png(
         )
         ax.set_ylabel("count")
         ax.legend(fontsize=7)
-    for k in range(len(settings), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path, dpi=120)
+    _finish(fig, title, path)
 
 
 def growth_png(
@@ -246,11 +257,8 @@ def growth_png(
     """Per setting, median / p99 / max of the CLS max-abs difference against the layer (0 =
     embedding output), the worst real token as a dashed line; every partner pooled together."""
     settings = _settings_present(summary)
-    ncols = min(3, max(1, len(settings)))
-    nrows = math.ceil(len(settings) / ncols)
-    fig, axes = _figure(nrows, ncols, (5.0 * ncols, 3.6 * nrows))
-    for k, setting in enumerate(settings):
-        ax = axes[k // ncols][k % ncols]
+    fig, axes = _grid(len(settings))
+    for ax, setting in zip(axes, settings, strict=True):
         sub = summary[summary["setting"] == setting]
         cls = sub[sub["pooling"] == "cls"].groupby("layer")
         tok = sub[sub["pooling"] == "tokens"].groupby("layer")["max"].max()
@@ -277,8 +285,4 @@ def growth_png(
         ax.set_xlabel("layer (0 = embedding output)")
         ax.set_ylabel("max-abs difference")
         ax.legend(fontsize=7)
-    for k in range(len(settings), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path, dpi=120)
+    _finish(fig, title, path)
