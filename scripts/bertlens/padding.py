@@ -297,29 +297,27 @@ def write_outputs(result: StudyResult, paths: dict[str, str], model_name: str) -
     summary_html, verdict (tsv), verdict_html, histograms (png), growth (png), study (json)."""
     info = result.info
     write_table(paths["differences"], result.differences)
-    write_table(paths["summary"], result.summary)
-    write_html_table(
-        paths["summary_html"],
-        result.summary,
-        title=f"{model_name}: padding differences per setting, partner, layer and pooling",
-        note=(
-            f"{info['sentences']} sentences; max-abs differences of fp32 hidden states on real tokens "
-            "(layer 0 = embedding output). median / p99 / max over sentences."
+    tables = (
+        (
+            "summary",
+            result.summary,
+            f"{model_name}: padding differences per setting, partner, layer and pooling",
+            f"{info['sentences']} sentences; max-abs differences of fp32 hidden states on real "
+            "tokens (layer 0 = embedding output). median / p99 / max over sentences.",
         ),
-        float_format="{:.3g}",
-    )
-    write_table(paths["verdict"], result.verdict)
-    write_html_table(
-        paths["verdict_html"],
-        result.verdict,
-        title=f"{model_name}: padding verdict",
-        note=(
+        (
+            "verdict",
+            result.verdict,
+            f"{model_name}: padding verdict",
             f"max_abs: the worst over {info['sentences']} sentences, every layer and pooling; "
             f"fp32 tolerance {info['tolerance']:g}, bf16 tolerance {info['bf16_tolerance']:g}. "
-            f"Whole study: {result.timings['total']:.1f} s on {info['torch_threads']} CPU thread(s)."
+            f"Whole study: {result.timings['total']:.1f} s on {info['torch_threads']} CPU "
+            "thread(s).",
         ),
-        float_format="{:.3g}",
     )
+    for key, frame, title, note in tables:
+        write_table(paths[key], frame)
+        write_html_table(paths[f"{key}_html"], frame, title=title, note=note, float_format="{:.3g}")
     title = f"{model_name} ({info['sentences']} sentences)"
     histogram_png(
         result.differences,
