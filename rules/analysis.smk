@@ -5,7 +5,17 @@ rule padding:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "padding"),
+        code=lib(
+            "models",
+            "modelstage",
+            "padding",
+            "corpus",
+            "readers",
+            "padding_encodings",
+            "padding_report",
+            "plotting",
+            "sampling",
+        ),
     output:
         differences="results/padding/{model}/differences.parquet",
         summary="results/padding/{model}/summary.tsv",
@@ -59,7 +69,18 @@ rule internals:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "internals"),
+        code=lib(
+            "models",
+            "modelstage",
+            "padding",
+            "internals",
+            "corpus",
+            "readers",
+            "padding_encodings",
+            "padding_report",
+            "plotting",
+            "sampling",
+        ),
     output:
         checks="results/internals/{model}/checks.tsv",
         parameters="results/internals/{model}/parameters.tsv",

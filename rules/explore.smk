@@ -11,7 +11,7 @@ rule knn:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("neighbors", "config", "spread", "modelstage", "models"),
+        code=lib("neighbors", "config", "spread", "modelstage", "models", "sampling"),
     output:
         vocab_knn="results/neighbors/{model}/vocab_knn.npz",
         sentences_knn="results/neighbors/{model}/sentences_knn.npz",
@@ -55,6 +55,9 @@ rule probe_neighbors:
             "embeddings",
             "spread",
             "tokenstats",
+            "corpus",
+            "readers",
+            "sampling",
         ),
     output:
         tokens_csv="results/neighbors/{model}/probe_tokens.csv",
@@ -99,7 +102,15 @@ rule explore_vocab:
         knn="results/neighbors/{model}/vocab_knn.npz",
         knn_facts="results/neighbors/{model}/knn.json",
         projection_facts="results/projection/{model}/vocab.json",
-        code=lib("explorer", "neighbors", "pages", "models"),
+        code=lib(
+            "explorer",
+            "neighbors",
+            "pages",
+            "models",
+            "explorer_page",
+            "explorer_js",
+            "sampling",
+        ),
     output:
         html=report(
             "results/explore/{model}/vocab.html",
@@ -137,7 +148,14 @@ rule explore_sentences:
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        code=lib("explorer", "neighbors", "pages"),
+        code=lib(
+            "explorer",
+            "neighbors",
+            "pages",
+            "explorer_page",
+            "explorer_js",
+            "sampling",
+        ),
     output:
         html=report(
             "results/explore/{model}/sentences.html",
@@ -171,7 +189,16 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib("explorer", "neighbors", "plotting", "pages", "spread"),
+        code=lib(
+            "explorer",
+            "neighbors",
+            "plotting",
+            "pages",
+            "spread",
+            "explorer_page",
+            "explorer_js",
+            "sampling",
+        ),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(
@@ -212,7 +239,7 @@ rule compare:
 rule attention:
     input:
         unpack(model_files),
-        code=lib("attention", "models", "modelstage"),
+        code=lib("attention", "models", "modelstage", "pages"),
     output:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
@@ -235,7 +262,7 @@ rule attention_png:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "models", "plotting"),
+        code=lib("attention", "plotting", "pages"),
     output:
         report(
             "results/attention/{model}/probe{i}.png",
@@ -258,7 +285,7 @@ rule attention_page:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "explorer", "models"),
+        code=lib("attention", "pages"),
     output:
         report(
             "results/attention/{model}/attention.html",
@@ -285,7 +312,17 @@ rule export_projector:
         facts="results/embeddings/{model}/facts.json",
         vocab_projection="results/projection/{model}/vocab.parquet",
         sentence_projection="results/projection/{model}/sentences.parquet",
-        code=lib("export", "explorer", "pages", "neighbors", "config", "spread"),
+        code=lib(
+            "export",
+            "explorer",
+            "pages",
+            "neighbors",
+            "config",
+            "spread",
+            "explorer_page",
+            "explorer_js",
+            "sampling",
+        ),
     output:
         folder=directory("results/export/{model}"),
     log:

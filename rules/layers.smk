@@ -7,7 +7,17 @@ rule layer_vectors:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib("layers", "embeddings", "spread", "models", "modelstage", "tokenstats"),
+        code=lib(
+            "layers",
+            "embeddings",
+            "spread",
+            "models",
+            "modelstage",
+            "tokenstats",
+            "corpus",
+            "readers",
+            "sampling",
+        ),
     output:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
@@ -34,7 +44,7 @@ rule layer_measures:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
         facts="results/layers/{model}/vectors.json",
-        code=lib("layers", "contextuality", "layerplots", "plotting"),
+        code=lib("layers", "contextuality", "layerplots", "plotting", "sampling"),
     output:
         measures="results/layers/{model}/measures.tsv",
         measures_html=report(
@@ -70,7 +80,7 @@ rule layer_probes:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
         facts="results/layers/{model}/vectors.json",
-        code=lib("layers", "probes", "layerplots", "plotting"),
+        code=lib("layers", "probes", "layerplots", "plotting", "sampling"),
     output:
         probes="results/layers/{model}/probes.tsv",
         probes_html=report(
@@ -145,7 +155,7 @@ rule layer_cka_pair:
         table_a="results/layers/{a}/tokens.parquet",
         vectors_b="results/layers/{b}/vectors.npy",
         table_b="results/layers/{b}/tokens.parquet",
-        code=lib("layers", "contextuality", "layerplots", "plotting"),
+        code=lib("layers", "contextuality", "layerplots", "plotting", "sampling"),
     output:
         cka="results/layers/{a}_vs_{b}/cka.tsv",
         png=report(
@@ -179,6 +189,9 @@ rule logit_lens:
             "modelstage",
             "layerplots",
             "plotting",
+            "corpus",
+            "readers",
+            "sampling",
         ),
     output:
         table="results/layers/{model}/logit_lens.tsv",

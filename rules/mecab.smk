@@ -1,7 +1,7 @@
 rule mecab_stats:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("tokenstats", "models", "modelstage"),
+        code=lib("tokenstats", "models", "modelstage", "corpus", "readers"),
     output:
         stats="results/mecab/{column}/stats.json",
         stats_html=report(

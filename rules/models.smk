@@ -2,7 +2,7 @@ rule tokenize:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("tokenstats", "models", "modelstage", "plotting"),
+        code=lib("tokenstats", "models", "modelstage", "plotting", "corpus", "readers"),
     output:
         tokens="results/tokens/{model}/tokens.parquet",
         stats="results/tokens/{model}/stats.json",
@@ -86,7 +86,17 @@ rule project:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("projection", "embeddings", "config", "spread", "modelstage", "models"),
+        code=lib(
+            "projection",
+            "embeddings",
+            "config",
+            "spread",
+            "modelstage",
+            "models",
+            "corpus",
+            "readers",
+            "sampling",
+        ),
     output:
         table="results/projection/{model}/{target}.parquet",
         facts="results/projection/{model}/{target}.json",

@@ -1,7 +1,7 @@
 rule train_vocab:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("vocab", "models"),
+        code=lib("vocab", "models", "corpus", "readers"),
     output:
         vocab="results/training/{run}/vocab/vocab.txt",
         config="results/training/{run}/vocab/tokenizer_config.json",
@@ -29,7 +29,7 @@ rule train_vocab:
 rule train_mlm:
     input:
         unpack(training_mlm_inputs),
-        code=lib("mlm", "training", "checkpoints", "encoding", "vocab", "models"),
+        code=lib("mlm", "training", "vocab", "models", "fillmask", "corpus", "readers"),
     output:
         model=directory("results/training/{run}/model"),
         metrics="results/training/{run}/metrics.csv",

@@ -2,10 +2,11 @@
 every encoder layer, pooler, MLM head) and compare them with the model's own outputs; count the
 parameters by component."""
 
+from bertlens.corpus import read_corpus
 from bertlens.internals import run_internals
 from bertlens.io import write_html_table, write_sidecar, write_table
 from bertlens.models import has_mlm_head
-from bertlens.modelstage import corpus_column, load, spec_and_location
+from bertlens.modelstage import load, spec_and_location
 from bertlens.stage import run
 
 
@@ -14,7 +15,7 @@ def main(sm):
     head = "mlm" if has_mlm_head(loc, spec.revision) else "base"
     spec, loc, tokenizer, model = load(sm, head=head)
 
-    texts = corpus_column(sm.input.corpus, spec)
+    texts = read_corpus(sm.input.corpus, spec.column, f"model '{spec.name}'")[spec.column]
     cfg = dict(sm.params.internals)
     tolerance = cfg["tolerance"]
     checks, params = run_internals(

@@ -1,9 +1,10 @@
 """Layer lens, part 1: token-level contextual vectors of a corpus sample, every layer."""
 
+from bertlens.corpus import read_corpus
 from bertlens.io import read_table, write_json, write_sidecar
 from bertlens.layers import contextual_vectors
 from bertlens.models import mecab_tagger
-from bertlens.modelstage import corpus_texts, load, provenance_of
+from bertlens.modelstage import load, provenance_of
 from bertlens.stage import pick_device, run
 from bertlens.tokenstats import language_of, token_counts
 
@@ -17,7 +18,7 @@ def main(sm):
     facts = contextual_vectors(
         model,
         tokenizer,
-        corpus_texts(sm.input.corpus, spec.column),
+        read_corpus(sm.input.corpus, spec.column)[spec.column].tolist(),
         tokens,
         token_counts(tokens, len(tokenizer)),
         language,

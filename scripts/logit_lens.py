@@ -1,11 +1,12 @@
 """Layer lens, part 5: the model's MLM head applied to every layer at masked positions of
 held-out sentences."""
 
+from bertlens.corpus import read_corpus
 from bertlens.io import read_table, write_html_table, write_sidecar, write_table
 from bertlens.layerplots import lens_png
 from bertlens.logitlens import held_out_rows, lens_rows, logit_lens, note_frame
 from bertlens.models import check_vocab, has_mlm_head, load_model, load_tokenizer
-from bertlens.modelstage import corpus_texts, provenance_of, spec_and_location
+from bertlens.modelstage import provenance_of, spec_and_location
 from bertlens.stage import pick_device, run
 
 
@@ -22,7 +23,7 @@ def lens_table(sm, spec, loc):
     held = None
     if sm.params.training:
         run_cfg = sm.params.training
-        texts = corpus_texts(sm.input.corpus, spec.column)
+        texts = read_corpus(sm.input.corpus, spec.column)[spec.column].tolist()
         held = held_out_rows(texts, run_cfg["seed"], run_cfg["eval_fraction"])
     rows = lens_rows(tokens, held, cfg["logit_lens_sentences"], cfg["seed"])
     ids = list(tokens.set_index("row").loc[rows, "input_ids"])

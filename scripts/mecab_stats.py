@@ -2,14 +2,14 @@
 
 import pandas as pd
 
+from bertlens.corpus import read_corpus
 from bertlens.io import write_html_table, write_json, write_sidecar
-from bertlens.modelstage import corpus_texts
 from bertlens.stage import run
 from bertlens.tokenstats import mecab_stats
 
 
 def main(sm):
-    texts = corpus_texts(sm.input.corpus, sm.wildcards.column)
+    texts = read_corpus(sm.input.corpus, sm.wildcards.column)[sm.wildcards.column].tolist()
     stats, top, pos = mecab_stats(texts, sm.params.dictionary, sm.params.top_n)
     write_json(sm.output.stats, {"column": sm.wildcards.column, **stats})
     summary = pd.DataFrame(

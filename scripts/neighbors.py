@@ -70,8 +70,9 @@ def knn(sm):
 
 
 def probe_neighbors(sm):
+    from bertlens.corpus import read_corpus
     from bertlens.models import load_model, load_tokenizer
-    from bertlens.modelstage import column_rows, provenance_of, spec_and_location
+    from bertlens.modelstage import provenance_of, spec_and_location
 
     spec, loc = spec_and_location(sm)
     tokenizer = load_tokenizer(spec, loc)
@@ -92,7 +93,7 @@ def probe_neighbors(sm):
         "one vocabulary entry; probes the tokenizer splits or does not know are listed as such.",
     )
 
-    corpus = column_rows(sm.input.corpus, spec.column)  # the rows the model read
+    corpus = read_corpus(sm.input.corpus, spec.column)  # the rows the model read
     texts = corpus[spec.column].astype(str).tolist()
     ids = corpus["id"].astype(str).tolist()
     layers = resolve_layers(sm.params.layers, read_json(sm.input.facts)["sentences"]["layers"] - 1)

@@ -8,8 +8,9 @@ study down several-fold; passive waiting (set before torch loads, unless the use
 steady. It changes scheduling only, never the numbers.
 """
 
+from bertlens.corpus import read_corpus
 from bertlens.io import write_sidecar
-from bertlens.modelstage import corpus_column, load
+from bertlens.modelstage import load
 from bertlens.padding import padding_study, write_outputs
 from bertlens.stage import UserError, pick_device, run
 
@@ -17,7 +18,7 @@ from bertlens.stage import UserError, pick_device, run
 def main(sm):
     spec, loc, tokenizer, model = load(sm)
 
-    texts = corpus_column(sm.input.corpus, spec)
+    texts = read_corpus(sm.input.corpus, spec.column, f"model '{spec.name}'")[spec.column]
     texts = texts[texts.str.strip() != ""]
     if texts.empty:
         raise UserError(f"corpus column '{spec.column}' is empty: nothing to study")
@@ -29,13 +30,13 @@ def main(sm):
         texts.tolist(),
         rows=texts.index.to_numpy(),
         max_length=spec.max_length,
-        sample=cfg.get("sample", 200),
-        partners=cfg.get("partners", [16, "longest", "max_length"]),
-        settings=cfg.get("settings", ["bf16", "sdpa_vs_eager", "left_padding", "cuda"]),
-        tolerance=cfg.get("tolerance", 1e-5),
-        bf16_tolerance=cfg.get("bf16_tolerance", 0.1),
-        batch_size=cfg.get("batch_size", 32),
-        seed=cfg.get("seed", 42),
+        sample=cfg["sample"],
+        partners=cfg["partners"],
+        settings=cfg["settings"],
+        tolerance=cfg["tolerance"],
+        bf16_tolerance=cfg["bf16_tolerance"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
         cuda=pick_device("auto") == "cuda",
     )
     keys = (
@@ -55,7 +56,7 @@ def main(sm):
         model_source=spec.describe(),
         tokenizer=type(tokenizer).__name__,
         column=spec.column,
-        seed=cfg.get("seed", 42),
+        seed=cfg["seed"],
         padding=cfg,
     )
 

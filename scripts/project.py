@@ -3,10 +3,11 @@
 import numpy as np
 
 from bertlens.config import resolve_layers
+from bertlens.corpus import read_corpus
 from bertlens.embeddings import load_sentence_layer
 from bertlens.io import read_json, read_table, write_json, write_sidecar, write_table
 from bertlens.models import pooler_error
-from bertlens.modelstage import check_rows_for_analysis, column_rows
+from bertlens.modelstage import check_rows_for_analysis
 from bertlens.projection import long_table, project, select_vocab
 from bertlens.spread import degenerate_matrices
 from bertlens.stage import UserError, run
@@ -34,7 +35,7 @@ def sentences(sm):
     layers = resolve_layers(target["layers"], embed_facts["sentences"]["layers"] - 1)
     skip = degenerate_matrices(embed_facts)
     tokens = read_table(sm.input.tokens)
-    corpus = column_rows(sm.input.corpus, sm.params.column)  # the rows the model read
+    corpus = read_corpus(sm.input.corpus, sm.params.column)  # the rows the model read
     tsne = "tsne" in target["methods"]
     perplexity = sm.params.tsne["perplexity"] if tsne else None
     check_rows_for_analysis({f"model '{sm.wildcards.model}'": len(corpus)}, perplexity, None)

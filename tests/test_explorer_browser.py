@@ -14,11 +14,11 @@ import pytest
 from bertlens.attention import attention_page
 from bertlens.explorer import (
     compare_page,
-    sample_rows,
     sentence_explorer,
     sentence_tokens,
     vocab_explorer,
 )
+from bertlens.explorer_page import page_sample
 from bertlens.neighbors import jaccard_rows, knn_cosine, load_sentence_knn, sentence_knn_all
 from bertlens.projection import pca_2d
 from tests.helpers.browser import browser_page
@@ -277,7 +277,7 @@ def test_vocab_explorer_search_click_neighbours_and_views(pages):
 
 def test_sentence_explorer_layers_sampling_and_neighbours(pages):
     texts, knn = pages["texts"], pages["knn_a"]
-    rows, _ = sample_rows(150, 100)
+    rows, _ = page_sample(150, 100)
     with browser_page() as (page, errors):
         open_page(page, pages["dir"] / "sentences.html")
         assert "100 of 150 points shown (uniform random sample" in div_text(page, "header")

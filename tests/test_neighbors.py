@@ -9,7 +9,8 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from bertlens import neighbors as nb
-from bertlens.explorer import compact_neighbors, depth_layer, pair_views
+from bertlens.explorer import depth_layer, pair_views
+from bertlens.explorer_page import compact_neighbors
 from bertlens.neighbors import (
     chance_jaccard,
     jaccard_rows,

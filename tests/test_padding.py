@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bertlens import padding
+from bertlens import padding, padding_encodings
 from bertlens.io import read_json
+from bertlens.sampling import sample_rows
 from tests.helpers.tiny import save_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,8 @@ def study(minilm, english):
         sample=10,
         partners=[16, "longest"],
         settings=["bf16", "sdpa_vs_eager", "left_padding", "cuda"],
+        tolerance=1e-5,
+        bf16_tolerance=0.1,
         batch_size=4,
         seed=1,
         cuda=False,
@@ -79,10 +82,14 @@ def test_fp32_padded_vs_alone_within_1e5(study):
 def test_fp32_bound_on_a_few_sentences_directly(minilm, english):
     """Without the study machinery: alone vs padded next to a long partner, per layer."""
     model, tokenizer = minilm
-    rows = padding.tokenize(tokenizer, english[:4], 64)
-    partner = padding.Partner("p", 48, tuple(rows[0] + [1000] * (48 - len(rows[0]))), "test")
-    alone = padding.encode_alone(model, rows)
-    padded = padding.encode_padded(model, rows, tokenizer.pad_token_id, partner, batch_size=8)
+    rows = padding_encodings.tokenize(tokenizer, english[:4], 64)
+    partner = padding_encodings.Partner(
+        "p", 48, tuple(rows[0] + [1000] * (48 - len(rows[0]))), "test"
+    )
+    alone = padding_encodings.encode_alone(model, rows)
+    padded = padding_encodings.encode_padded(
+        model, rows, tokenizer.pad_token_id, partner, batch_size=8
+    )
     assert padded.padded_to == [48] * 4
     for a, b in zip(alone.states, padded.states, strict=True):
         assert a.shape == b.shape  # (tokens, layers + 1, hidden)
@@ -134,9 +141,11 @@ def test_table_columns_and_summary(study):
 def test_mask_check_passes_and_broken_mask_fails(minilm, english):
     model, tokenizer = minilm
     enc = tokenizer(english[:4], padding="max_length", max_length=40, return_tensors="pt")
-    good = padding.mask_check(model, enc["input_ids"], enc["attention_mask"])
+    good = padding_encodings.mask_check(model, enc["input_ids"], enc["attention_mask"])
     assert good["passed"] and good["max_abs"] <= 1e-5
-    broken = padding.mask_check(model, enc["input_ids"], enc["attention_mask"], break_mask=True)
+    broken = padding_encodings.mask_check(
+        model, enc["input_ids"], enc["attention_mask"], break_mask=True
+    )
     assert not broken["passed"]
     assert broken["max_abs"] > 1e-3
 
@@ -145,13 +154,15 @@ def test_mask_check_needs_pads(minilm):
     model, _ = minilm
     ids = torch.tensor([[101, 2000, 102]])
     with pytest.raises(ValueError, match="padded position"):
-        padding.mask_check(model, ids, torch.ones_like(ids))
+        padding_encodings.mask_check(model, ids, torch.ones_like(ids))
 
 
 def test_partners(minilm):
     _, tokenizer = minilm
     corpus = [[101, 5, 6, 102], [101, 7, 8, 9, 10, 11, 102], [101, 12, 102]]
-    parts = padding.build_partners([5, 20, "longest", "max_length", 99], corpus, 32, tokenizer)
+    parts = padding_encodings.build_partners(
+        [5, 20, "longest", "max_length", 99], corpus, 32, tokenizer
+    )
     by = {p.name: p for p in parts}
     assert by["5"].ids == (101, 7, 8, 9, 102) and by["5"].length == 5
     assert by["20"].length == 20 and by["20"].ids[0] == 101 and by["20"].ids[-1] == 102
@@ -164,26 +175,38 @@ def test_partners(minilm):
 def test_left_and_right_extract_the_same_tokens(minilm):
     model, tokenizer = minilm
     rows = [[101, 2023, 2003, 102], [101, 2307, 102]]
-    partner = padding.Partner("max_length", 9, None, "pad only")
-    right = padding.encode_padded(model, rows, 0, partner, side="right")
-    left = padding.encode_padded(model, rows, 0, partner, side="left")
+    partner = padding_encodings.Partner("max_length", 9, None, "pad only")
+    right = padding_encodings.encode_padded(model, rows, 0, partner, side="right")
+    left = padding_encodings.encode_padded(model, rows, 0, partner, side="left")
     for a, b in zip(right.states, left.states, strict=True):
         assert float((a - b).abs().max()) <= 1e-5
     assert left.pooler_pos0 is not None
 
 
 def test_sample_rows_is_seeded():
-    a = padding.sample_rows(600, 200, 42)
+    a = sample_rows(600, 200, 42)
     assert len(a) == 200 and (np.diff(a) > 0).all()
-    assert (a == padding.sample_rows(600, 200, 42)).all()
-    assert len(padding.sample_rows(50, 200, 42)) == 50
-    assert len(padding.sample_rows(50, None, 42)) == 50
+    assert (a == sample_rows(600, 200, 42)).all()
+    assert len(sample_rows(50, 200, 42)) == 50
+    assert len(sample_rows(50, None, 42)) == 50
 
 
 def test_unknown_setting(minilm):
     model, tokenizer = minilm
     with pytest.raises(ValueError, match="unknown padding settings"):
-        padding.padding_study(model, tokenizer, ["a b"], max_length=16, settings=["fp8"])
+        padding.padding_study(
+            model,
+            tokenizer,
+            ["a b"],
+            max_length=16,
+            sample=200,
+            partners=[16, "longest", "max_length"],
+            settings=["fp8"],
+            tolerance=1e-5,
+            bf16_tolerance=0.1,
+            batch_size=32,
+            seed=42,
+        )
 
 
 def test_write_outputs(study, tmp_path):

@@ -314,8 +314,7 @@ USES = {"model 'minilm-en'": "en", "model 'easy-ja'": "easy_ja", "MeCab of 'easy
 
 def test_txt_source_next_to_a_model_of_another_column(tmp_path):
     """extra easy_ja sentences from a .txt: kept for the easy_ja users, not for the en model."""
-    from bertlens.corpus import build_corpus
-    from bertlens.modelstage import column_rows
+    from bertlens.corpus import build_corpus, read_corpus
 
     frames = _snow_and_txt(tmp_path)
     files = {"snow": str(tmp_path / "snow.tsv"), "extra": str(tmp_path / "extra.txt")}
@@ -332,9 +331,9 @@ def test_txt_source_next_to_a_model_of_another_column(tmp_path):
         "model 'easy-ja'": 5,
         "MeCab of 'easy_ja'": 5,
     }
-    en = column_rows(str(out / "corpus.parquet"), "en")
+    en = read_corpus(str(out / "corpus.parquet"), "en")
     assert en["id"].tolist() == ["1", "2"]
-    easy = column_rows(str(out / "corpus.parquet"), "easy_ja")
+    easy = read_corpus(str(out / "corpus.parquet"), "easy_ja")
     assert easy["easy_ja"].tolist()[2:] == ["犬が走ります。", "鳥が鳴きます。", "花がさきます。"]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .io import atomic_path, read_json, write_json
 from .models import attention_implementation
+from .pages import script_json, write_page
 
 log = logging.getLogger(__name__)
 
@@ -119,23 +120,10 @@ def attention_page(maps: list[dict[str, Any]], title: str, out_html: str) -> Non
     """One heatmap (query token down, key token across) with probe, layer and head selectors
     ("mean" averages heads or layers); hover shows both tokens and the weight."""
     from bokeh.layouts import column, row
-    from bokeh.models import (
-        ColorBar,
-        ColumnDataSource,
-        CustomJS,
-        Div,
-        FactorRange,
-        HoverTool,
-        LinearColorMapper,
-        Select,
-    )
-    from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
-
-    from .explorer import _json, _write_bokeh
+    from bokeh.models import ColumnDataSource, CustomJS, Div
 
     if not maps:
-        _write_bokeh(
+        write_page(
             Div(text=f"<h2>{html.escape(title)}</h2><p>No probe sentences.</p>"), title, out_html
         )
         return
@@ -154,12 +142,49 @@ def attention_page(maps: list[dict[str, Any]], title: str, out_html: str) -> Non
     ]
     first = info[0]
     cells = ColumnDataSource(data=_cells(maps[0]["weights"], first["tokens"], 0, 0), name="cells")
+    fig = _heatmap(cells, first["tokens"])
+    probe, layer, head = _selectors(info)
+    status = Div(text="", name="status", width=900)
+    cb = CustomJS(
+        args={
+            "stores": stores,
+            "cells": cells,
+            "fig": fig,
+            "probe": probe,
+            "layer": layer,
+            "head": head,
+            "status": status,
+        },
+        code=f"const info = {script_json(info)};" + _PAGE_JS,
+    )
+    for s in (probe, layer, head):
+        s.js_on_change("value", cb)
+    status.text = (
+        f"<p><b>{html.escape(first['text'])}</b> — layer 1, head 1 ({first['layers']} layers × "
+        f"{first['heads']} heads)</p>"
+    )
+    header = Div(
+        text=f"<h2 style='margin:0.2em 0'>{html.escape(title)}</h2><p style='max-width:1000px'>"
+        "Attention weights of each probe sentence, encoded alone (no padding) with the eager "
+        "attention implementation: row = attending token (query), column = attended token "
+        "(key); each row sums to 1. 'mean' averages over heads or layers.</p>",
+        width=1000,
+    )
+    write_page(column(header, row(probe, layer, head), status, fig), title, out_html)
+
+
+def _heatmap(cells, tokens: list[str]):
+    """The heatmap figure of the ``cells`` source (first probe's ``tokens`` on both axes)."""
+    from bokeh.models import ColorBar, FactorRange, HoverTool, LinearColorMapper
+    from bokeh.palettes import Viridis256
+    from bokeh.plotting import figure
+
     mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
-    size = max(420, min(900, 26 * len(first["tokens"]) + 160))
+    size = max(420, min(900, 26 * len(tokens) + 160))
     fig = figure(
         title="",
-        x_range=FactorRange(factors=first["tokens"]),
-        y_range=FactorRange(factors=list(reversed(first["tokens"]))),
+        x_range=FactorRange(factors=tokens),
+        y_range=FactorRange(factors=list(reversed(tokens))),
         width=size + 90,
         height=size,
         tools="save,reset",
@@ -179,6 +204,13 @@ def attention_page(maps: list[dict[str, Any]], title: str, out_html: str) -> Non
     fig.yaxis.axis_label = "attending token (query)"
     fig.add_tools(HoverTool(tooltips=[("query", "@y"), ("key", "@x"), ("weight", "@w{0.000}")]))
     fig.add_layout(ColorBar(color_mapper=mapper, title="weight"), "right")
+    return fig
+
+
+def _selectors(info: list[dict[str, Any]]) -> tuple[Any, Any, Any]:
+    """The probe, layer and head selectors ("mean" averages layers or heads)."""
+    from bokeh.models import Select
+
     max_layers = max(i["layers"] for i in info)
     max_heads = max(i["heads"] for i in info)
     probe = Select(
@@ -200,10 +232,12 @@ def attention_page(maps: list[dict[str, Any]], title: str, out_html: str) -> Non
         options=[str(i) for i in range(1, max_heads + 1)] + ["mean"],
         name="head",
     )
-    status = Div(text="", name="status", width=900)
-    code = (
-        f"const info = {_json(info)};"
-        + r"""
+    return probe, layer, head
+
+
+# The page's behaviour: redraw the heatmap for the selected probe, layer and head (``info``, the
+# probes' tokens and shapes, is prepended).
+_PAGE_JS = r"""
 const p = parseInt(probe.value), m = info[p], T = m.tokens.length;
 const L = m.layers, H = m.heads;
 const w = stores[p].data.w;
@@ -224,33 +258,6 @@ status.text = '<p><b>' + m.text.replace(/&/g, '&amp;').replace(/</g, '&lt;') + '
     layer.value + ', head ' + head.value + ' (' + L + ' layers × ' + H + ' heads)</p>';
 window.bertlensAttention = {probe: p, layer: layer.value, head: head.value, cells: v.length};
 """
-    )
-    cb = CustomJS(
-        args={
-            "stores": stores,
-            "cells": cells,
-            "fig": fig,
-            "probe": probe,
-            "layer": layer,
-            "head": head,
-            "status": status,
-        },
-        code=code,
-    )
-    for s in (probe, layer, head):
-        s.js_on_change("value", cb)
-    status.text = (
-        f"<p><b>{html.escape(first['text'])}</b> — layer 1, head 1 ({first['layers']} layers × "
-        f"{first['heads']} heads)</p>"
-    )
-    header = Div(
-        text=f"<h2 style='margin:0.2em 0'>{html.escape(title)}</h2><p style='max-width:1000px'>"
-        "Attention weights of each probe sentence, encoded alone (no padding) with the eager "
-        "attention implementation: row = attending token (query), column = attended token "
-        "(key); each row sums to 1. 'mean' averages over heads or layers.</p>",
-        width=1000,
-    )
-    _write_bokeh(column(header, row(probe, layer, head), status, fig), title, out_html)
 
 
 def _cells(weights: np.ndarray, tokens: list[str], layer: int, head: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .io import atomic_path, write_json, write_table
+from .io import atomic_path, read_table, write_json, write_table
 from .readers import check_not_utf16, map_header, read_delimited, read_xlsx, rows_to_frame
 from .stage import UserError
 
@@ -520,16 +520,11 @@ def build_corpus(
     out_table: str,
     out_stats: str,
     uses: dict[str, str] | None = None,
-    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read every source (``files`` maps source name to a local file: the path given in the
     config or the downloaded copy), clean them together and write the table and its stats."""
     frames = [_read_or_forget(src, files[src["name"]]) for src in sources]
     df, stats = clean(frames, required, dedupe_on, normalize, max_rows, uses)
-    if analysis:
-        check_rows_for_analysis(
-            stats["rows_per_use"], analysis.get("perplexity"), analysis.get("k")
-        )
     stats["sources"] = [
         {k: v for k, v in src.items() if k in ("name", "url", "path", "sha256", "format")}
         for src in sources
@@ -569,3 +564,19 @@ def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["rows kept"] = df["rows read"] - df[counts[1:]].sum(axis=1)
     return df
+
+
+def read_corpus(path: str | os.PathLike, column: str, who: str = "a stage") -> pd.DataFrame:
+    """The corpus rows with text in ``column`` (each model, MeCab column and training run reads
+    just these), in corpus order, with a fresh index and ``column`` as strings: the one way a
+    stage reads the corpus table; ``who`` names the reader in the error for a missing column."""
+    corpus = read_table(path)
+    if column not in corpus.columns:
+        raise UserError(
+            f"{who} reads column '{column}', but corpus table '{path}' has no column '{column}' "
+            f"(it has {', '.join(map(str, corpus.columns))}); fix `column:` in the config"
+        )
+    text = corpus[column].fillna("").astype(str)
+    rows = corpus[text != ""].reset_index(drop=True)
+    rows[column] = rows[column].astype(str)
+    return rows

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path, write_table
+from .sampling import seeded_order
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,6 @@ def japanese_words(tokenizer, tagger, text: str) -> list[Word]:
     return words
 
 
-def sample_rows(n_rows: int, seed: int) -> np.ndarray:
-    """Corpus rows in a seeded order; the stage takes the first ``wanted`` usable ones, so models
-    on the same column get (nearly) the same sentences."""
-    return np.random.default_rng(seed).permutation(n_rows)
-
-
 def align_sample(
     tokenizer,
     texts: Sequence[str],
@@ -103,7 +98,7 @@ def align_sample(
     pieces equal the tokens stage's ids; returns [(corpus row, words)] and counts of skips."""
     ids_by_row = dict(zip(tokens["row"], tokens["input_ids"], strict=True))
     truncated = dict(zip(tokens["row"], tokens["truncated"], strict=True))
-    order = sample_rows(len(texts), seed) if rows is None else np.asarray(rows)
+    order = seeded_order(len(texts), seed) if rows is None else np.asarray(rows)
     picked: list[tuple[int, list[Word]]] = []
     skipped = {"truncated": 0, "empty": 0, "mismatch": 0}
     for row in order:

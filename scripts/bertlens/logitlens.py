@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .sampling import seeded_order
+
 log = logging.getLogger(__name__)
 
 COLUMNS = [
@@ -137,7 +139,7 @@ def held_out_rows(texts: Sequence[str], seed: int, eval_fraction: float) -> np.n
     """Corpus rows the training run held out: the same seeded split of its non-empty texts
     that MLM training draws (``bertlens.mlm``), mapped back to corpus rows."""
     rows = np.asarray([i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()])
-    perm = np.random.default_rng(seed).permutation(len(rows))
+    perm = seeded_order(len(rows), seed)
     n_eval = max(1, round(len(rows) * eval_fraction))
     return np.sort(rows[perm[:n_eval]])
 
@@ -148,5 +150,4 @@ def lens_rows(tokens: pd.DataFrame, held_out: np.ndarray | None, wanted: int, se
     usable = tokens.loc[~tokens["truncated"], "row"].to_numpy()
     if held_out is not None:
         usable = np.intersect1d(usable, held_out)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.permutation(usable)[:wanted])
+    return np.sort(usable[seeded_order(len(usable), seed)][:wanted])

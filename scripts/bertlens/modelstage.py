@@ -1,13 +1,10 @@
-"""Loading what a model stage needs from the snakemake object: spec, location, tokenizer,
-model, and the texts of the model's corpus column."""
+"""Loading what a model stage needs from the snakemake object: spec, location, tokenizer and
+model (the model's corpus rows: ``corpus.read_corpus``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from .io import read_table
 from .models import (
     ModelSpec,
     check_max_length,
@@ -32,28 +29,6 @@ def load(sm: Any, head: str = "base", attn_implementation: str | None = None):
     check_vocab(spec, tokenizer, model)
     check_max_length(spec, model.config)
     return spec, loc, tokenizer, model
-
-
-def column_rows(path: str, column: str, who: str = "") -> pd.DataFrame:
-    """The corpus rows with text in ``column`` (each model and MeCab column reads just these), in
-    corpus order, with a fresh index."""
-    corpus = read_table(path)
-    if column not in corpus.columns:
-        raise UserError(
-            f"{who or 'a stage'} reads column '{column}', which the corpus does not have; "
-            "fix 'column:' in the config"
-        )
-    text = corpus[column].fillna("").astype(str)
-    return corpus[text != ""].reset_index(drop=True)
-
-
-def corpus_column(path: str, spec: ModelSpec) -> pd.Series:
-    """The model's texts: its corpus column where it has text."""
-    return column_rows(path, spec.column, f"model '{spec.name}'")[spec.column].astype(str)
-
-
-def corpus_texts(path: str, column: str) -> list[str]:
-    return column_rows(path, column)[column].astype(str).tolist()
 
 
 def provenance_of(spec: ModelSpec, loc: str, tokenizer) -> dict[str, Any]:

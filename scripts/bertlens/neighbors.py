@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .sampling import sample_rows
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def approximate_knn(
     index.cp.max_points_per_centroid = 64  # train on a sample: 64 points per list
     index.train(xn)
     index.add(xn)
-    sample = np.sort(np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False))
+    sample = sample_rows(n, queries, seed)
     sim, idx = faiss.knn(xn[sample], xn, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
     exact = _without_self(sim, idx, sample, k)[1]
     nprobe = 1

@@ -10,11 +10,15 @@ the page shows by zoom level (a static page has no server to re-run holoviews on
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .io import write_text
 
 LABEL_FONT = "'Noto Sans CJK JP', 'Noto Sans JP', 'IPAexGothic', 'Hiragino Sans', sans-serif"
 MAX_LEVEL = 7  # labels are placed for zoom factors up to 2**MAX_LEVEL
@@ -43,6 +47,17 @@ def standalone_html(layout, title: str) -> str:
     with mock.patch.object(Resources, "_collect_external_resources", lambda self, attr: []):
         page = file_html(layout, INLINE, title)
     return _DOC_JSON.sub(lambda m: m.group(1) + unescape_json(m.group(2)) + m.group(3), page)
+
+
+def write_page(layout, title: str, out_html: str | os.PathLike) -> None:
+    """Write a bokeh layout as one standalone HTML page (``standalone_html``)."""
+    write_text(out_html, standalone_html(layout, title))
+
+
+def script_json(obj: Any) -> str:
+    """``obj`` as JSON to embed in a page's JavaScript (UTF-8, no NaN, ``</`` escaped so the text
+    cannot close its script element)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
 
 _DOC_JSON = re.compile(r'(<script type="application/json"[^>]*>)(.*?)(</script>)', re.S)

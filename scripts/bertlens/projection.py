@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .sampling import sample_rows
 from .stage import UserError
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,7 @@ def _opentsne(x, perplexity, seed, init, metric, n_iter, threads, fit_max):
     of every row, the KL divergence of the fitted map and how many rows it was fitted on."""
     from openTSNE import TSNE
 
-    fit_rows = np.arange(len(x))
-    if fit_max and len(x) > fit_max:
-        rng = np.random.default_rng(seed)
-        fit_rows = np.sort(rng.choice(len(x), size=fit_max, replace=False))
+    fit_rows = sample_rows(len(x), fit_max or None, seed)
     emb = TSNE(
         n_components=2,
         perplexity=perplexity,

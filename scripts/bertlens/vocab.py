@@ -50,16 +50,11 @@ TOP_UNK = 20
 
 
 def corpus_texts(table: str | os.PathLike, column: str) -> list[str]:
-    """The non-empty texts of ``column`` in the corpus table, in table order."""
-    from .io import read_table
+    """The texts of ``column`` a training run reads (``corpus.read_corpus``), stripped, without
+    the blank ones, in table order."""
+    from .corpus import read_corpus
 
-    df = read_table(table)
-    if column not in df.columns:
-        raise UserError(
-            f"corpus table '{table}' has no column '{column}' (it has {', '.join(map(str, df.columns))}); "
-            "fix `column:` of the training run in the config"
-        )
-    values = df[column].dropna().astype(str).str.strip()
+    values = read_corpus(table, column, "the training run")[column].str.strip()
     texts = [t for t in values.tolist() if t]
     if len(texts) < 2:
         raise UserError(
