@@ -1,3 +1,6 @@
+# Corpus sources (downloaded when they have a url) read into one table (results/corpus/).
+
+
 rule download:
     input:
         code=lib("corpus"),

@@ -1,3 +1,6 @@
+# MeCab word statistics of corpus columns (results/mecab/{column}/).
+
+
 rule mecab_stats:
     input:
         corpus="results/corpus/corpus.parquet",

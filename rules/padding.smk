@@ -1,4 +1,5 @@
-# Analysis stages per model: the padding-difference study and the model-internals checks.
+# The padding study: padded-vs-alone differences per layer and pooling, precision, attention
+# implementation, padding side and device (results/padding/{model}/).
 
 
 rule padding:
@@ -53,39 +54,3 @@ rule padding:
         padding=config["padding"],
     script:
         "../scripts/padding_study.py"
-
-
-rule internals:
-    input:
-        unpack(model_files),
-        corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "padding", "internals"),
-    output:
-        checks="results/internals/{model}/checks.tsv",
-        parameters="results/internals/{model}/parameters.tsv",
-        checks_html=report(
-            "results/internals/{model}/checks.html",
-            caption="../report/internals_checks.rst",
-            category="Internals",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "rebuilt by hand"},
-        ),
-        parameters_html=report(
-            "results/internals/{model}/parameters.html",
-            caption="../report/internals_parameters.rst",
-            category="Internals",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "parameters"},
-        ),
-    log:
-        "results/logs/internals/{model}.log",
-    benchmark:
-        "results/benchmarks/internals/{model}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    threads: stage_threads("internals")
-    params:
-        model=model_params,
-        internals=config["internals"],
-    script:
-        "../scripts/internals.py"

@@ -1,3 +1,6 @@
+# A WordPiece vocabulary over MeCab words and MLM training (results/training/{run}/).
+
+
 rule train_vocab:
     input:
         corpus="results/corpus/corpus.parquet",
@@ -67,28 +70,3 @@ rule train_mlm:
         checkpoint_dir=lambda wc: f"results/training/{wc.run}/checkpoints",
     script:
         "../scripts/train_mlm.py"
-
-
-rule fill_mask:
-    input:
-        unpack(model_files),
-        code=lib("fillmask", "models"),
-    output:
-        csv="results/fill_mask/{model}.csv",
-        html=report(
-            "results/fill_mask/{model}.html",
-            caption="../report/fill_mask.rst",
-            category="Fill-mask",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "fill-mask"},
-        ),
-    log:
-        "results/logs/fill_mask/{model}.log",
-    conda:
-        "../envs/torch.yaml"
-    threads: stage_threads("fill_mask")
-    params:
-        model=model_params,
-        fill_mask=config["fill_mask"],
-    script:
-        "../scripts/fill_mask.py"

@@ -1,0 +1,27 @@
+# Top-k fill-mask predictions for the probe sentences of models with an MLM head
+# (results/fill_mask/{model}.*).
+
+
+rule fill_mask:
+    input:
+        unpack(model_files),
+        code=lib("fillmask", "models"),
+    output:
+        csv="results/fill_mask/{model}.csv",
+        html=report(
+            "results/fill_mask/{model}.html",
+            caption="../report/fill_mask.rst",
+            category="Fill-mask",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "fill-mask"},
+        ),
+    log:
+        "results/logs/fill_mask/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: stage_threads("fill_mask")
+    params:
+        model=model_params,
+        fill_mask=config["fill_mask"],
+    script:
+        "../scripts/fill_mask.py"
