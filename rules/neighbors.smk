@@ -33,7 +33,7 @@ rule knn:
         k=config["explore"]["k"],
         knn=config["explore"]["knn"],
     script:
-        "../scripts/neighbors.py"
+        "../scripts/knn.py"
 
 
 rule probe_neighbors:
@@ -88,4 +88,4 @@ rule probe_neighbors:
         layers=config["explore"]["probes"]["layers"],
         poolings=config["explore"]["probes"]["poolings"],
     script:
-        "../scripts/neighbors.py"
+        "../scripts/knn.py"
