@@ -27,4 +27,4 @@ rule export_projector:
             else config["projection"]["sentences"]["layers"]
         ),
     script:
-        "../scripts/export.py"
+        "../scripts/export_projector.py"

@@ -88,4 +88,4 @@ rule probe_neighbors:
         layers=config["explore"]["probes"]["layers"],
         poolings=config["explore"]["probes"]["poolings"],
     script:
-        "../scripts/knn.py"
+        "../scripts/probe_neighbors.py"

@@ -53,4 +53,4 @@ rule padding:
         model=model_params,
         padding=config["padding"],
     script:
-        "../scripts/padding_study.py"
+        "../scripts/padding.py"
