@@ -94,10 +94,6 @@ def lib(*modules):
     ]
 
 
-def model_entry(wildcards):
-    return MODELS[wildcards.model]
-
-
 def trained_dir(run):
     return f"results/training/{run}/model"
 
