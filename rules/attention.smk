@@ -5,7 +5,7 @@
 rule attention:
     input:
         unpack(model_files),
-        code=lib("attention", "models", "modelstage"),
+        code=modules_of("attention.py"),
     output:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
@@ -28,7 +28,7 @@ rule attention_png:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "plotting"),
+        code=modules_of("attention.py"),
     output:
         report(
             "results/attention/{model}/probe{i}.png",
@@ -51,7 +51,7 @@ rule attention_page:
     input:
         npz="results/attention/{model}/attention.npz",
         json="results/attention/{model}/attention.json",
-        code=lib("attention", "explorer"),
+        code=modules_of("attention.py"),
     output:
         report(
             "results/attention/{model}/attention.html",

@@ -6,7 +6,7 @@ rule embed:
     input:
         unpack(model_files),
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib("embeddings", "spread", "models", "modelstage", "tokenstats"),
+        code=modules_of("embed.py"),
     output:
         vocab="results/embeddings/{model}/vocab.npy",
         vocab_table="results/embeddings/{model}/vocab.parquet",

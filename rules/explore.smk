@@ -10,7 +10,7 @@ rule explore_vocab:
         knn="results/neighbors/{model}/vocab_knn.npz",
         knn_facts="results/neighbors/{model}/knn.json",
         projection_facts="results/projection/{model}/vocab.json",
-        code=lib("explorer", "neighbors", "pages", "models"),
+        code=modules_of("explore.py"),
     output:
         html=report(
             "results/explore/{model}/vocab.html",
@@ -48,7 +48,7 @@ rule explore_sentences:
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        code=lib("explorer", "neighbors", "pages"),
+        code=modules_of("explore.py"),
     output:
         html=report(
             "results/explore/{model}/sentences.html",
@@ -82,7 +82,7 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib("explorer", "neighbors", "plotting", "pages", "spread"),
+        code=modules_of("compare.py"),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(

@@ -11,7 +11,7 @@ rule export_projector:
         facts="results/embeddings/{model}/facts.json",
         vocab_projection="results/projection/{model}/vocab.parquet",
         sentence_projection="results/projection/{model}/sentences.parquet",
-        code=lib("export", "explorer", "pages", "neighbors", "config", "spread"),
+        code=modules_of("export_projector.py"),
     output:
         folder=directory("results/export/{model}"),
     log:

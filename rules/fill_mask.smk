@@ -5,7 +5,7 @@
 rule fill_mask:
     input:
         unpack(model_files),
-        code=lib("fillmask", "models"),
+        code=modules_of("fill_mask.py"),
     output:
         csv="results/fill_mask/{model}.csv",
         html=report(

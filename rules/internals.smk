@@ -5,7 +5,7 @@ rule internals:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "padding", "internals"),
+        code=modules_of("internals.py"),
     output:
         checks="results/internals/{model}/checks.tsv",
         parameters="results/internals/{model}/parameters.tsv",

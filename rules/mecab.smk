@@ -4,7 +4,7 @@
 rule mecab_stats:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("tokenstats", "models", "modelstage"),
+        code=modules_of("mecab_stats.py"),
     output:
         stats="results/mecab/{column}/stats.json",
         stats_html=report(

@@ -10,7 +10,7 @@ rule knn:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("neighbors", "config", "spread", "modelstage", "models"),
+        code=modules_of("knn.py"),
     output:
         vocab_knn="results/neighbors/{model}/vocab_knn.npz",
         sentences_knn="results/neighbors/{model}/sentences_knn.npz",
@@ -46,15 +46,7 @@ rule probe_neighbors:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib(
-            "neighbors",
-            "config",
-            "models",
-            "modelstage",
-            "embeddings",
-            "spread",
-            "tokenstats",
-        ),
+        code=modules_of("probe_neighbors.py"),
     output:
         tokens_csv="results/neighbors/{model}/probe_tokens.csv",
         tokens_html=report(

@@ -6,7 +6,7 @@ rule padding:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("models", "modelstage", "padding"),
+        code=modules_of("padding.py"),
     output:
         differences="results/padding/{model}/differences.parquet",
         summary="results/padding/{model}/summary.tsv",

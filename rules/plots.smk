@@ -4,7 +4,7 @@
 rule plot_vocab_png:
     input:
         vocab="results/projection/{model}/vocab.parquet",
-        code=lib("plotting"),
+        code=modules_of("plot_vocab.py"),
     output:
         report(
             "results/plots/{model}/vocab_{method}.png",
@@ -28,7 +28,7 @@ rule plot_vocab_png:
 rule plot_sentences_png:
     input:
         sentences="results/projection/{model}/sentences.parquet",
-        code=lib("plotting"),
+        code=modules_of("plot_sentences.py"),
     output:
         report(
             "results/plots/{model}/sentences.png",

@@ -12,7 +12,7 @@ rule project:
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
         facts="results/embeddings/{model}/facts.json",
-        code=lib("projection", "embeddings", "config", "spread", "modelstage", "models"),
+        code=modules_of("project.py"),
     output:
         table="results/projection/{model}/{target}.parquet",
         facts="results/projection/{model}/{target}.json",

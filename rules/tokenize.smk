@@ -6,7 +6,7 @@ rule tokenize:
     input:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
-        code=lib("tokenstats", "models", "modelstage", "plotting"),
+        code=modules_of("tokenize_corpus.py"),
     output:
         tokens="results/tokens/{model}/tokens.parquet",
         stats="results/tokens/{model}/stats.json",

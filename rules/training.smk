@@ -4,7 +4,7 @@
 rule train_vocab:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("vocab", "models"),
+        code=modules_of("train_vocab.py"),
     output:
         vocab="results/training/{run}/vocab/vocab.txt",
         config="results/training/{run}/vocab/tokenizer_config.json",
@@ -32,7 +32,7 @@ rule train_vocab:
 rule train_mlm:
     input:
         unpack(training_mlm_inputs),
-        code=lib("mlm", "training", "vocab", "models", "fillmask"),
+        code=modules_of("train_mlm.py"),
     output:
         model=directory("results/training/{run}/model"),
         metrics="results/training/{run}/metrics.csv",
