@@ -1,5 +1,5 @@
 """The sentences every benchmark runs on: a real corpus file when one is given, else the synthetic
-SNOW-format corpus (``bertlens.synthetic``). Importers put ``scripts/`` on ``sys.path`` first, as
+SNOW-format corpus (``benchmarks.synthetic``). Importers put ``scripts/`` on ``sys.path`` first, as
 run.py and memory_child.py do."""
 
 from __future__ import annotations
@@ -20,6 +20,6 @@ def texts_for(column: str, n: int, corpus: str | None = None) -> list[str]:
         if not texts:
             raise SystemExit(f"error: {corpus} has no text in column {column!r}")
         return (texts * (n // len(texts) + 1))[:n] if n else texts
-    from bertlens.synthetic import synthetic_corpus
+    from benchmarks.synthetic import synthetic_corpus
 
     return synthetic_corpus(n, seed=0)[COLUMNS[column]].tolist()

@@ -8,7 +8,7 @@ several sizes, wall time and peak memory per stage, growth exponents and a log-l
         --sizes 5000 20000 84300                               # k-NN, t-SNE, UMAP alone
 
 Each size runs the real workflow (``snakemake --cores N``) in its own folder on a corpus written
-by ``bertlens.synthetic`` (every row kept: ``dedupe_on: []``), with the default config's models
+by ``benchmarks.synthetic`` (every row kept: ``dedupe_on: []``), with the default config's models
 and training capped at one epoch (``--config`` for another base). Every stage logs its wall time
 and peak RSS when it finishes (``bertlens.stage.run``); they are summed per rule (a rule that
 runs once per model counts all its jobs; memory is the largest job's). The growth exponent of a
@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-from bertlens.synthetic import write_synthetic  # noqa: E402
+from benchmarks.synthetic import write_synthetic  # noqa: E402
 
 FINISHED = re.compile(r"rule (\w+) finished in ([\d.]+) s \(peak RSS (\d+) MiB\)")
 SMOKE_SIZES = (60, 120)

@@ -3,7 +3,7 @@
     python benchmarks/synthetic_corpus.py 84300 results/synthetic/snow84k.tsv [--seed 0]
 
 The file is a normal corpus source (``path:`` in config.yaml's ``corpus.sources``) and what
-``benchmarks/run.py`` measures on; see ``bertlens.synthetic`` for how rows are made.
+``benchmarks/run.py`` measures on; see ``benchmarks.synthetic`` for how rows are made.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-from bertlens.synthetic import write_synthetic  # noqa: E402
+from benchmarks.synthetic import write_synthetic  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 from bertlens.config import canonical, check_config  # noqa: E402
+from bertlens.imports import reached_modules  # noqa: E402
 
 from bertlens.models import check_pooler_poolings  # noqa: E402
 
@@ -85,17 +86,12 @@ def corpus_uses():
     return uses
 
 
-def lib(*modules):
-    """The bertlens modules a rule's script imports: listed as inputs so that editing them
-    reruns the rule (Snakemake's code trigger watches only the script file itself)."""
-    return [
-        str(SCRIPTS / "bertlens" / f"{m}.py")
-        for m in ("__init__", "io", "stage", *modules)
-    ]
-
-
-def model_entry(wildcards):
-    return MODELS[wildcards.model]
+def modules_of(script):
+    """The modules under scripts/ that a rule's script reaches through its imports, followed
+    transitively (`bertlens.imports`): the rule's `code` input, so that editing one reruns the
+    rules whose scripts use it (Snakemake's code trigger watches only the script itself).
+    """
+    return reached_modules(SCRIPTS / script)
 
 
 def trained_dir(run):

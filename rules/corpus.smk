@@ -1,6 +1,9 @@
+# Corpus sources (downloaded when they have a url) read into one table (results/corpus/).
+
+
 rule download:
     input:
-        code=lib("corpus"),
+        code=modules_of("download.py"),
     output:
         "results/downloads/{source}.{ext}",
     log:
@@ -21,7 +24,7 @@ rule download:
 rule corpus:
     input:
         unpack(lambda wc: {f"src_{n}": source_file(n) for n in SOURCES}),
-        code=lib("corpus", "readers"),
+        code=modules_of("corpus.py"),
     output:
         table="results/corpus/corpus.parquet",
         stats="results/corpus/stats.json",

@@ -1,98 +1,6 @@
-# Exploring embeddings: k-NN in the original spaces (exact, or approximate with its recall
-# measured), probe neighbour tables, interactive explorer pages, side-by-side comparison of
-# models on the same column, attention of probes.
+# The interactive explorer pages of one model (results/explore/{model}/) and the side-by-side
+# comparison of two models on the same column (results/compare/{a}_vs_{b}/).
 import re
-
-
-rule knn:
-    input:
-        vocab="results/embeddings/{model}/vocab.npy",
-        sent_cls="results/embeddings/{model}/sentences_cls.npy",
-        sent_mean="results/embeddings/{model}/sentences_mean.npy",
-        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        facts="results/embeddings/{model}/facts.json",
-        code=lib("neighbors", "config", "spread", "modelstage", "models", "sampling"),
-    output:
-        vocab_knn="results/neighbors/{model}/vocab_knn.npz",
-        sentences_knn="results/neighbors/{model}/sentences_knn.npz",
-        facts="results/neighbors/{model}/knn.json",
-        summary_html=report(
-            "results/neighbors/{model}/knn.html",
-            caption="../report/explore_knn.rst",
-            category="Neighbours",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "k-NN search"},
-        ),
-    log:
-        "results/logs/knn/{model}.log",
-    benchmark:
-        "results/benchmarks/knn/{model}.tsv"
-    conda:
-        "../envs/projection.yaml"
-    threads: stage_threads("knn")
-    params:
-        k=config["explore"]["k"],
-        knn=config["explore"]["knn"],
-    script:
-        "../scripts/neighbors.py"
-
-
-rule probe_neighbors:
-    input:
-        unpack(model_files),
-        corpus="results/corpus/corpus.parquet",
-        vocab="results/embeddings/{model}/vocab.npy",
-        vocab_table="results/embeddings/{model}/vocab.parquet",
-        sent_cls="results/embeddings/{model}/sentences_cls.npy",
-        sent_mean="results/embeddings/{model}/sentences_mean.npy",
-        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        facts="results/embeddings/{model}/facts.json",
-        code=lib(
-            "neighbors",
-            "config",
-            "models",
-            "modelstage",
-            "embeddings",
-            "spread",
-            "tokenstats",
-            "corpus",
-            "readers",
-            "sampling",
-        ),
-    output:
-        tokens_csv="results/neighbors/{model}/probe_tokens.csv",
-        tokens_html=report(
-            "results/neighbors/{model}/probe_tokens.html",
-            caption="../report/explore_probe_tokens.rst",
-            category="Neighbours",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "probe tokens"},
-        ),
-        sentences_csv="results/neighbors/{model}/probe_sentences.csv",
-        sentences_html=report(
-            "results/neighbors/{model}/probe_sentences.html",
-            caption="../report/explore_probe_sentences.rst",
-            category="Neighbours",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "probe sentences"},
-        ),
-    log:
-        "results/logs/probe_neighbors/{model}.log",
-    conda:
-        "../envs/torch.yaml"
-    threads: stage_threads("probe_neighbors")
-    params:
-        model=model_params,
-        k=config["explore"]["k"],
-        # only the probes of the model's own column: editing another column's reruns nothing here
-        probes=lambda wc: {
-            kind: config["explore"]["probes"][kind].get(MODELS[wc.model]["column"], [])
-            for kind in ("tokens", "sentences")
-        },
-        layers=config["explore"]["probes"]["layers"],
-        poolings=config["explore"]["probes"]["poolings"],
-    script:
-        "../scripts/neighbors.py"
 
 
 rule explore_vocab:
@@ -102,15 +10,7 @@ rule explore_vocab:
         knn="results/neighbors/{model}/vocab_knn.npz",
         knn_facts="results/neighbors/{model}/knn.json",
         projection_facts="results/projection/{model}/vocab.json",
-        code=lib(
-            "explorer",
-            "neighbors",
-            "pages",
-            "models",
-            "explorer_page",
-            "explorer_js",
-            "sampling",
-        ),
+        code=modules_of("explore.py"),
     output:
         html=report(
             "results/explore/{model}/vocab.html",
@@ -148,14 +48,7 @@ rule explore_sentences:
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        code=lib(
-            "explorer",
-            "neighbors",
-            "pages",
-            "explorer_page",
-            "explorer_js",
-            "sampling",
-        ),
+        code=modules_of("explore.py"),
     output:
         html=report(
             "results/explore/{model}/sentences.html",
@@ -189,16 +82,7 @@ rule compare:
         tokens_b="results/tokens/{b}/tokens.parquet",
         vocab_a="results/embeddings/{a}/vocab.parquet",
         vocab_b="results/embeddings/{b}/vocab.parquet",
-        code=lib(
-            "explorer",
-            "neighbors",
-            "plotting",
-            "pages",
-            "spread",
-            "explorer_page",
-            "explorer_js",
-            "sampling",
-        ),
+        code=modules_of("compare.py"),
     output:
         csv="results/compare/{a}_vs_{b}/overlap.csv",
         html=report(
@@ -234,108 +118,3 @@ rule compare:
         raster_above=config["explore"]["raster_above"],
     script:
         "../scripts/compare.py"
-
-
-rule attention:
-    input:
-        unpack(model_files),
-        code=lib("attention", "models", "modelstage", "pages"),
-    output:
-        npz="results/attention/{model}/attention.npz",
-        json="results/attention/{model}/attention.json",
-    log:
-        "results/logs/attention/{model}.log",
-    conda:
-        "../envs/torch.yaml"
-    threads: stage_threads("attention")
-    params:
-        model=model_params,
-        probes=lambda wc: config["explore"]["probes"]["sentences"].get(
-            MODELS[wc.model]["column"], []
-        ),
-        max_tokens=config["explore"]["attention"]["max_tokens"],
-    script:
-        "../scripts/attention.py"
-
-
-rule attention_png:
-    input:
-        npz="results/attention/{model}/attention.npz",
-        json="results/attention/{model}/attention.json",
-        code=lib("attention", "plotting", "pages"),
-    output:
-        report(
-            "results/attention/{model}/probe{i}.png",
-            caption="../report/explore_attention_png.rst",
-            category="Attention",
-            subcategory="{model}",
-            labels={"model": "{model}", "figure": "attention heads, probe {i}"},
-        ),
-    log:
-        "results/logs/attention/{model}.probe{i}.log",
-    wildcard_constraints:
-        i="[1-9][0-9]*",
-    conda:
-        "../envs/plots.yaml"
-    script:
-        "../scripts/attention.py"
-
-
-rule attention_page:
-    input:
-        npz="results/attention/{model}/attention.npz",
-        json="results/attention/{model}/attention.json",
-        code=lib("attention", "pages"),
-    output:
-        report(
-            "results/attention/{model}/attention.html",
-            caption="../report/explore_attention_html.rst",
-            category="Attention",
-            subcategory="{model}",
-            labels={"model": "{model}", "figure": "attention (interactive)"},
-        ),
-    log:
-        "results/logs/attention/{model}.page.log",
-    conda:
-        "../envs/plots.yaml"
-    script:
-        "../scripts/attention.py"
-
-
-rule export_projector:
-    input:
-        vocab="results/embeddings/{model}/vocab.npy",
-        vocab_table="results/embeddings/{model}/vocab.parquet",
-        sent_cls="results/embeddings/{model}/sentences_cls.npy",
-        sent_mean="results/embeddings/{model}/sentences_mean.npy",
-        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        facts="results/embeddings/{model}/facts.json",
-        vocab_projection="results/projection/{model}/vocab.parquet",
-        sentence_projection="results/projection/{model}/sentences.parquet",
-        code=lib(
-            "export",
-            "explorer",
-            "pages",
-            "neighbors",
-            "config",
-            "spread",
-            "explorer_page",
-            "explorer_js",
-            "sampling",
-        ),
-    output:
-        folder=directory("results/export/{model}"),
-    log:
-        "results/logs/export/{model}.log",
-    benchmark:
-        "results/benchmarks/export/{model}.tsv"
-    conda:
-        "../envs/plots.yaml"
-    params:
-        sentence_layers=(
-            "all"
-            if config["export"]["sentence_layers"] == "all"
-            else config["projection"]["sentences"]["layers"]
-        ),
-    script:
-        "../scripts/export.py"

@@ -7,17 +7,7 @@ rule layer_vectors:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib(
-            "layers",
-            "embeddings",
-            "spread",
-            "models",
-            "modelstage",
-            "tokenstats",
-            "corpus",
-            "readers",
-            "sampling",
-        ),
+        code=modules_of("layer_vectors.py"),
     output:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
@@ -44,7 +34,7 @@ rule layer_measures:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
         facts="results/layers/{model}/vectors.json",
-        code=lib("layers", "contextuality", "layerplots", "plotting", "sampling"),
+        code=modules_of("layer_measures.py"),
     output:
         measures="results/layers/{model}/measures.tsv",
         measures_html=report(
@@ -80,7 +70,7 @@ rule layer_probes:
         vectors="results/layers/{model}/vectors.npy",
         table="results/layers/{model}/tokens.parquet",
         facts="results/layers/{model}/vectors.json",
-        code=lib("layers", "probes", "layerplots", "plotting", "sampling"),
+        code=modules_of("layer_probes.py"),
     output:
         probes="results/layers/{model}/probes.tsv",
         probes_html=report(
@@ -115,7 +105,7 @@ rule layer_column:
         measures=lambda wc: expand(
             "results/layers/{model}/measures.tsv", model=column_models(wc.column)
         ),
-        code=lib("contextuality", "layerplots", "plotting"),
+        code=modules_of("layer_column.py"),
     output:
         **{
             m: report(
@@ -155,7 +145,7 @@ rule layer_cka_pair:
         table_a="results/layers/{a}/tokens.parquet",
         vectors_b="results/layers/{b}/vectors.npy",
         table_b="results/layers/{b}/tokens.parquet",
-        code=lib("layers", "contextuality", "layerplots", "plotting", "sampling"),
+        code=modules_of("layer_cka_pair.py"),
     output:
         cka="results/layers/{a}_vs_{b}/cka.tsv",
         png=report(
@@ -181,18 +171,7 @@ rule logit_lens:
         unpack(model_files),
         corpus="results/corpus/corpus.parquet",
         tokens="results/tokens/{model}/tokens.parquet",
-        code=lib(
-            "logitlens",
-            "embeddings",
-            "spread",
-            "models",
-            "modelstage",
-            "layerplots",
-            "plotting",
-            "corpus",
-            "readers",
-            "sampling",
-        ),
+        code=modules_of("logit_lens.py"),
     output:
         table="results/layers/{model}/logit_lens.tsv",
         html=report(

@@ -1,7 +1,10 @@
+# MeCab word statistics of corpus columns (results/mecab/{column}/).
+
+
 rule mecab_stats:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("tokenstats", "models", "modelstage", "corpus", "readers"),
+        code=modules_of("mecab_stats.py"),
     output:
         stats="results/mecab/{column}/stats.json",
         stats_html=report(

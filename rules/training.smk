@@ -1,7 +1,10 @@
+# A WordPiece vocabulary over MeCab words and MLM training (results/training/{run}/).
+
+
 rule train_vocab:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=lib("vocab", "models", "corpus", "readers"),
+        code=modules_of("train_vocab.py"),
     output:
         vocab="results/training/{run}/vocab/vocab.txt",
         config="results/training/{run}/vocab/tokenizer_config.json",
@@ -29,7 +32,7 @@ rule train_vocab:
 rule train_mlm:
     input:
         unpack(training_mlm_inputs),
-        code=lib("mlm", "training", "vocab", "models", "fillmask", "corpus", "readers"),
+        code=modules_of("train_mlm.py"),
     output:
         model=directory("results/training/{run}/model"),
         metrics="results/training/{run}/metrics.csv",
@@ -67,32 +70,3 @@ rule train_mlm:
         checkpoint_dir=lambda wc: f"results/training/{wc.run}/checkpoints",
     script:
         "../scripts/train_mlm.py"
-
-
-rule fill_mask:
-    input:
-        unpack(model_files),
-        code=lib("fillmask", "models"),
-    output:
-        csv="results/fill_mask/{model}.csv",
-        html=report(
-            "results/fill_mask/{model}.html",
-            caption="../report/fill_mask.rst",
-            category="Fill-mask",
-            subcategory="{model}",
-            labels={"model": "{model}", "table": "fill-mask"},
-        ),
-    log:
-        "results/logs/fill_mask/{model}.log",
-    conda:
-        "../envs/torch.yaml"
-    threads: stage_threads("fill_mask")
-    params:
-        model=model_params,
-        # only the probes of the model's own column: editing another column's reruns nothing here
-        probes=lambda wc: config["fill_mask"]["probes"].get(
-            MODELS[wc.model]["column"], []
-        ),
-        top_k=config["fill_mask"]["top_k"],
-    script:
-        "../scripts/fill_mask.py"

@@ -36,7 +36,7 @@ def test_benchmark_smoke(tmp_path):
 
 def test_benchmarks_read_a_real_corpus_file(tmp_path):
     from benchmarks.corpora import texts_for
-    from bertlens.synthetic import write_synthetic
+    from benchmarks.synthetic import write_synthetic
 
     path = tmp_path / "corpus.tsv"
     df = write_synthetic(str(path), 60, seed=1)

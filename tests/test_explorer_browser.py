@@ -538,7 +538,7 @@ def snow_sized_page(tmp_path_factory):
     neighbour sets): synthetic SNOW-format text, synthetic 2-D coordinates (a mixture of
     clusters), random neighbour lists (more distinct off-page neighbours than real ones, so more
     bytes); above raster_above, so every sentence is drawn by datashader."""
-    from bertlens.synthetic import synthetic_corpus
+    from benchmarks.synthetic import synthetic_corpus
 
     n = 84_300
     corpus = synthetic_corpus(n, seed=0)

@@ -253,7 +253,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 
 def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):
-    """scripts/padding_study.py as the `script:` directive runs it, on a tiny saved model with 40
+    """scripts/padding.py as the `script:` directive runs it, on a tiny saved model with 40
     positions: a max_length of 64 stops with the one line every model stage gives (nothing
     written); 40 runs."""
     import runpy
@@ -292,13 +292,13 @@ def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):
         threads=2,
     )
     with pytest.raises(SystemExit):
-        runpy.run_path(str(REPO / "scripts" / "padding_study.py"), init_globals={"snakemake": sm})
+        runpy.run_path(str(REPO / "scripts" / "padding.py"), init_globals={"snakemake": sm})
     assert (
         "max_length 64 is above the model's 40 positions" in (tmp_path / "padding.log").read_text()
     )
     assert not out.exists()
     sm.params.model["max_length"] = 40
-    runpy.run_path(str(REPO / "scripts" / "padding_study.py"), init_globals={"snakemake": sm})
+    runpy.run_path(str(REPO / "scripts" / "padding.py"), init_globals={"snakemake": sm})
     for v in names.values():
         assert (out / v).stat().st_size > 0
     assert (out / "differences.parquet.meta.json").is_file()

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import write_synthetic
 from bertlens.io import read_table
-from bertlens.synthetic import write_synthetic
 from tests.conftest import snakemake
 from tests.helpers.tiny import tiny_config, write_config
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bertlens.synthetic import (
+from benchmarks.synthetic import (
     SAMPLE,
     SNOW_EN_WORDS,
     SNOW_HEADER,

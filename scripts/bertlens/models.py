@@ -31,7 +31,6 @@ from .stage import UserError
 log = logging.getLogger(__name__)
 
 SOURCE_KEYS = ("hub", "path", "package", "trained")
-TRAINED_MODEL_DIR = "results/training/{run}/model"
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,8 @@ def package_model_dir(package: str) -> Path:
 
 
 def location(spec: ModelSpec, trained_dir: str | None = None) -> str:
-    """What ``from_pretrained`` gets: a local directory or a hub id."""
+    """What ``from_pretrained`` gets: a local directory or a hub id; ``trained_dir`` is the folder
+    of a ``trained:`` model (its rule's input)."""
     if spec.source == "package":
         return str(package_model_dir(spec.ref))
     if spec.source == "path":
@@ -104,7 +104,9 @@ def location(spec: ModelSpec, trained_dir: str | None = None) -> str:
         _check_local_dir(spec, path)
         return str(path)
     if spec.source == "trained":
-        path = Path(trained_dir or TRAINED_MODEL_DIR.format(run=spec.ref))
+        if trained_dir is None:  # every rule that loads a model has it (model_files)
+            raise ValueError(f"model '{spec.name}' is trained here: pass its folder (model_dir)")
+        path = Path(trained_dir)
         _check_local_dir(spec, path)
         return str(path)
     return spec.ref

@@ -4,14 +4,12 @@ matplotlib-fontja ships). The interactive pages are built with holoviews (``bert
 
 from __future__ import annotations
 
-import html
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path, write_text
+from .io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +106,3 @@ def sentences_png(df: pd.DataFrame, method: str, pooling: str, title: str, out_p
     fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="tokens in sentence")
     fig.suptitle(f"{title}: {pooling} pooling, {method}")
     save_figure(fig, out_png)
-
-
-def write_image_page(png: str, out_html: str, title: str) -> None:
-    """Wrap a PNG in an HTML page (for places that want a page rather than an image)."""
-    import base64
-
-    data = base64.b64encode(Path(png).read_bytes()).decode()
-    write_text(
-        out_html,
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-        f"{html.escape(title)}</title></head><body><img src='data:image/png;"
-        f"base64,{data}'></body></html>",
-    )

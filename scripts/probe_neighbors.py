@@ -1,79 +1,24 @@
-"""Nearest neighbours in the original spaces: k-NN of every vocabulary entry and every sentence
-vector (rule knn), and the probe-token / probe-sentence neighbour tables (rule probe_neighbors)."""
-
-import json
+"""The probe-token and probe-sentence neighbour tables of one model: the nearest vocabulary
+entries of each probe word, the nearest corpus sentences of each probe sentence."""
 
 import numpy as np
 
 from bertlens.config import resolve_layers
-from bertlens.io import (
-    atomic_path,
-    read_json,
-    read_table,
-    write_html_table,
-    write_json,
-    write_sidecar,
-    write_table,
-)
-from bertlens.modelstage import check_rows_for_analysis
+from bertlens.corpus import read_corpus
+from bertlens.io import read_json, read_table, write_html_table, write_sidecar, write_table
+from bertlens.models import load_model, load_tokenizer
+from bertlens.modelstage import provenance_of, spec_and_location
 from bertlens.neighbors import (
     encode_sentences,
-    knn_search,
-    knn_summary,
     match_sentences,
     probe_sentence_table,
     probe_token_table,
-    sentence_knn_all,
 )
 from bertlens.spread import degenerate_matrices
 from bertlens.stage import run
 
-POOLINGS = ("cls", "mean", "pooler")
 
-
-def save_npz(path, arrays):
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
-
-
-def knn(sm):
-    k = int(sm.params.k)
-    cfg = sm.params.knn
-
-    def search(x, k):
-        return knn_search(
-            x, k, cfg["method"], cfg["exact_max"], cfg["recall"], cfg["seed"], sm.threads
-        )
-
-    vocab = np.load(sm.input.vocab, mmap_mode="r")
-    idx, dist, vocab_facts = search(np.asarray(vocab, dtype=np.float32), k)
-    save_npz(sm.output.vocab_knn, {"idx": idx, "dist": dist, "k": np.asarray(k)})
-    arrays = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in POOLINGS}
-    rows = {f"model '{sm.wildcards.model}'": arrays["mean"].shape[1]}
-    check_rows_for_analysis(rows, None, k)  # says how many corpus rows k needs
-    skip = degenerate_matrices(read_json(sm.input.facts))
-    tables = sentence_knn_all(lambda p: arrays[p], POOLINGS, k, search, skip)
-    save_npz(sm.output.sentences_knn, tables)
-    facts = {"vocab": vocab_facts, **json.loads(str(tables["facts"]))}
-    write_json(sm.output.facts, facts)
-    write_html_table(
-        sm.output.summary_html,
-        knn_summary(facts),
-        title=f"k-NN search: {sm.wildcards.model}",
-        note=f"How the {k} nearest neighbours (cosine) of every token and sentence vector were "
-        "found: exact search, or an approximate index whose recall@k against exact search was "
-        "measured on a sample of queries; matrices whose vectors all point the same way are "
-        "skipped.",
-    )
-    for out in (sm.output.vocab_knn, sm.output.sentences_knn):
-        write_sidecar(out, model=sm.wildcards.model, k=k, metric="cosine", search=cfg)
-
-
-def probe_neighbors(sm):
-    from bertlens.corpus import read_corpus
-    from bertlens.models import load_model, load_tokenizer
-    from bertlens.modelstage import provenance_of, spec_and_location
-
+def main(sm):
     spec, loc = spec_and_location(sm)
     tokenizer = load_tokenizer(spec, loc)
     k = int(sm.params.k)
@@ -128,10 +73,6 @@ def probe_neighbors(sm):
     prov = provenance_of(spec, loc, tokenizer)
     for out in (sm.output.tokens_csv, sm.output.sentences_csv):
         write_sidecar(out, **prov, k=k)
-
-
-def main(sm):
-    {"knn": knn, "probe_neighbors": probe_neighbors}[sm.rule](sm)
 
 
 run(snakemake, main)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import write_table
+from bertlens.io import write_table
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "easy_japanese_sample.tsv"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "easy_japanese_sample.tsv"
 SNOW_HEADER = ["ID", "#日本語(原文)", "#やさしい日本語", "#英語(原文)"]
 _TIMES = [
     ("今日は", "今日は", "Today"),

@@ -1,0 +1,39 @@
+# t-SNE, PCA and UMAP coordinates of the input matrix and the sentence vectors
+# (results/projection/{model}/).
+
+
+rule project:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        tokens="results/tokens/{model}/tokens.parquet",
+        vocab="results/embeddings/{model}/vocab.npy",
+        vocab_table="results/embeddings/{model}/vocab.parquet",
+        sent_cls="results/embeddings/{model}/sentences_cls.npy",
+        sent_mean="results/embeddings/{model}/sentences_mean.npy",
+        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
+        facts="results/embeddings/{model}/facts.json",
+        code=modules_of("project.py"),
+    output:
+        table="results/projection/{model}/{target}.parquet",
+        facts="results/projection/{model}/{target}.json",
+    log:
+        "results/logs/project/{model}.{target}.log",
+    benchmark:
+        "results/benchmarks/project/{model}.{target}.tsv"
+    wildcard_constraints:
+        target="vocab|sentences",
+    conda:
+        "../envs/projection.yaml"
+    threads: stage_threads("tsne")
+    params:
+        target=lambda wc: config["projection"][wc.target],
+        tsne=config["projection"]["tsne"],
+        # only when UMAP is one of the methods: other projections do not rerun on its settings
+        umap=lambda wc: (
+            config["projection"]["umap"]
+            if "umap" in config["projection"][wc.target]["methods"]
+            else None
+        ),
+        column=lambda wc: MODELS[wc.model]["column"],
+    script:
+        "../scripts/project.py"
