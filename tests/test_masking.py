@@ -16,7 +16,7 @@ from bertlens.mlm import (
     words_from_continuation,
 )
 from bertlens.vocab import load_trained_tokenizer
-from tests._training_fixtures import SENTENCES, train_vocab
+from tests.helpers.training import SENTENCES, train_vocab
 
 DRAWS = 300
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import snakemake
 from tests.helpers.browser import browser_page
+from tests.helpers.runner import snakemake
 
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts"

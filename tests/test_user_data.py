@@ -18,6 +18,7 @@ from bertlens.models import (
 from bertlens.stage import UserError
 from bertlens.tokenstats import run_tokenization
 from tests.helpers.checks import files_under, one_line, path_spec
+from tests.helpers.runner import fake_snakemake
 
 
 # ============================================================================ tokenizer fits
@@ -390,12 +391,6 @@ def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
 
 
 # ============================================================================ one clear line
-def _sm(spec_entry: dict):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(params=SimpleNamespace(model=spec_entry), input={})
-
-
 def test_max_length_above_the_model_positions(tiny_model):
     """The tiny model has 64 positions: tokenize (config only) and every stage that loads the
     model (embed, padding, internals, attention, through modelstage.load) stop with one line."""
@@ -413,17 +408,18 @@ def test_max_length_above_the_model_positions(tiny_model):
     assert one_line(err) == expected
     for head in ("base", "mlm"):
         with pytest.raises(UserError) as err:
-            load(_sm(entry), head=head)
+            load(fake_snakemake("embed", params={"model": entry}), head=head)
         assert one_line(err) == expected
-    load(_sm({**entry, "max_length": 64}))  # exactly the positions is fine
+    load(
+        fake_snakemake("embed", params={"model": {**entry, "max_length": 64}})
+    )  # exactly the positions is fine
 
 
-def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
+def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tiny_bert):
     from bertlens.models import check_pooler_poolings
-    from tests.helpers.tiny import save_tiny_bert
 
-    mlm_only = save_tiny_bert(tmp_path / "mlm-only", with_mlm_head=True)
-    with_pooler = save_tiny_bert(tmp_path / "encoder")
+    mlm_only = tiny_bert(with_mlm_head=True)
+    with_pooler = tiny_bert()
     config = {
         "projection": {"sentences": {"poolings": ["mean", "pooler"]}},
         "explore": {"probes": {"poolings": ["mean"]}},
@@ -456,14 +452,10 @@ def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
     ids=["oserror", "wrapped"],
 )  # fmt: skip
 def test_disk_full_is_one_line(tmp_path, capsys, error):
-    from types import SimpleNamespace
-
     from bertlens.stage import run
 
     out = tmp_path / "results" / "x" / "out.npy"
-    sm = SimpleNamespace(
-        log=[str(tmp_path / "x.log")], output=[str(out)], rule="embed", wildcards={}, threads=1
-    )
+    sm = fake_snakemake("embed", output=[out], log=[tmp_path / "x.log"])
 
     def main(_):
         raise error
