@@ -25,6 +25,11 @@ def report_dir(tiny_run):
     return next(out.rglob("report.html")).parent
 
 
+def open_page(page, path: Path) -> None:
+    page.goto(path.as_uri())
+    page.wait_for_selector("canvas", timeout=20000)
+
+
 def test_report_opens_and_lists_every_chapter(report_dir):
     ARTIFACTS.mkdir(exist_ok=True)
     with browser_page() as (page, errors):
@@ -44,8 +49,7 @@ def test_vocab_page_renders_and_search_highlights(tiny_run):
     work, _, _ = tiny_run
     page_path = work / "results" / "explore" / "tiny-en" / "vocab.html"
     with browser_page() as (page, errors):
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("canvas", timeout=20000)
+        open_page(page, page_path)
         assert page.locator("canvas").count() >= 1
         page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0")
         labels = page.evaluate("Bokeh.documents[0].get_model_by_name('labels0').data.text.length")
@@ -64,8 +68,7 @@ def test_sentence_page_switches_views(tiny_run):
     work, _, _ = tiny_run
     page_path = work / "results" / "explore" / "tiny-en" / "sentences.html"
     with browser_page() as (page, errors):
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("canvas", timeout=20000)
+        open_page(page, page_path)
         layers = page.locator("select").nth(2).locator("option").all_inner_texts()
         assert layers == ["0", "2"], layers
         page.locator("select").nth(2).select_option("0")

@@ -209,14 +209,20 @@ def test_xlsx_missing_sheet_lists_the_sheets(tmp_path):
         )
 
 
-def test_utf16_text_is_named(tmp_path):
+def _read_error(path: Path, text: str, name: str, encoding: str = "utf-8") -> str:
+    """Write ``text`` to ``path`` and read it as the corpus source ``name`` (its format from the
+    file name): the one-line error that gives."""
     from bertlens.corpus import read_source
 
-    path = tmp_path / "unicode.tsv"
-    path.write_text("ID\t#やさしい日本語\n1\t猫です。\n", encoding="utf-16")
+    path.write_text(text, encoding=encoding)
     with pytest.raises(UserError) as err:
-        read_source(path, "tsv", "u16")
-    msg = one_line(err)
+        read_source(path, path.suffix[1:], name)
+    return one_line(err)
+
+
+def test_utf16_text_is_named(tmp_path):
+    path = tmp_path / "unicode.tsv"
+    msg = _read_error(path, "ID\t#やさしい日本語\n1\t猫です。\n", "u16", encoding="utf-16")
     assert msg == (
         f"corpus source 'u16': '{path}' is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save "
         "it as UTF-8 ('CSV UTF-8' in Excel) or convert it, e.g. 'iconv -f UTF-16 -t UTF-8 "
@@ -237,15 +243,10 @@ def test_header_with_full_width_hash_and_spaces_matches(tmp_path):
 
 
 def test_header_near_miss_is_named(tmp_path):
-    from bertlens.corpus import read_source
-
-    path = tmp_path / "near.tsv"
-    path.write_text("ID\t#やさしい日本語文\n1\t猫です。\n", encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "tsv", "near")
+    msg = _read_error(tmp_path / "near.tsv", "ID\t#やさしい日本語文\n1\t猫です。\n", "near")
     assert (
         "found: ID, #やさしい日本語文; near misses: '#やさしい日本語文' (meant '#やさしい日本語'?); "
-        "give the file a header row with these names" in one_line(err)
+        "give the file a header row with these names" in msg
     )
 
 
@@ -265,13 +266,9 @@ def test_header_near_miss_is_named_when_its_column_is_needed(tmp_path):
 
 
 def test_csv_with_a_badly_quoted_cell(tmp_path):
-    from bertlens.corpus import read_source
-
     path = tmp_path / "q.csv"
-    path.write_text('ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "csv", "q")
-    assert one_line(err) == (
+    msg = _read_error(path, 'ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', "q")
+    assert msg == (
         f"corpus source 'q': '{path}' line 3: a quoted cell is not closed properly (',' expected "
         'after \'"\'); quote the whole cell and double the quotes inside it (""like this""), as '
         "spreadsheet programs do"
@@ -279,13 +276,9 @@ def test_csv_with_a_badly_quoted_cell(tmp_path):
 
 
 def test_row_with_more_cells_than_the_header(tmp_path):
-    from bertlens.corpus import read_source
-
     path = tmp_path / "wide.csv"
-    path.write_text("ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "csv", "w")
-    assert one_line(err) == (
+    msg = _read_error(path, "ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", "w")
+    assert msg == (
         f"corpus source 'w': '{path}' row 3 has 3 cells but the header has 2; quote cells that "
         "contain the separator, or fix the row"
     )
