@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from tests.helpers.hub_mirror import hub_mirror
-from tests.helpers.tiny import REPO, save_tiny_bert
+from tests.helpers.tiny import REPO
 
 SCRIPT = textwrap.dedent(
     """
@@ -53,8 +53,9 @@ def run_loader(env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("hub") / "tiny-bert")
+def tiny_repo(tiny_model):
+    """The folder the mirror serves as bertlens-test/tiny-bert (it only reads it)."""
+    return tiny_model
 
 
 def test_hub_model_downloads_through_hf_endpoint_mirror_then_works_offline(tiny_repo, tmp_path):
@@ -93,11 +94,11 @@ MLM_PROBE = textwrap.dedent(
 ).format(scripts=str(REPO / "scripts"))
 
 
-def test_wants_mlm_head_for_hub_ids(tiny_repo, tmp_path):
+def test_wants_mlm_head_for_hub_ids(tiny_repo, tiny_bert, tmp_path):
     """The internals stage loads a hub model with its MLM head when its config (read through the
     mirror, then from the cache offline) names a *ForMaskedLM architecture; an encoder stays
     an encoder."""
-    mlm_repo = save_tiny_bert(tmp_path / "tiny-mlm", with_mlm_head=True)
+    mlm_repo = tiny_bert(with_mlm_head=True)
     home = {"HF_HOME": str(tmp_path / "hf-home")}
 
     def probe(env):
