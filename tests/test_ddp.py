@@ -8,25 +8,19 @@ import re
 from dataclasses import asdict
 
 import pandas as pd
-import yaml
 
 from bertlens.checkpoints import list_checkpoints
 from bertlens.mlm import TrainArgs
 from bertlens.training import launch
-from tests._training_fixtures import sample_texts, tiny_run_config, train_vocab
-from tests.conftest import snakemake
-from tests.helpers.tiny import REPO, write_config
+from tests.helpers.runner import snakemake
+from tests.helpers.tiny import SAMPLE, tiny_config, write_config
+from tests.helpers.training import sample_texts, tiny_run_config, train_outputs, train_vocab
 
 
 def _job(root, vocab, corpus, max_steps):
     entry = tiny_run_config(max_steps=max_steps, eval_every=10, checkpoint_every=10, devices=2)
     args = TrainArgs.from_config(entry, name="ddp", device="cpu")
-    outputs = {
-        "out_model_dir": str(root / "model"),
-        "metrics_csv": str(root / "metrics.csv"),
-        "checkpoint_dir": str(root / "checkpoints"),
-        "summary_json": str(root / "summary.json"),
-    }
+    outputs = {k: str(v) for k, v in train_outputs(root).items()}
     return {"args": asdict(args), "corpus": str(corpus), "source": str(vocab), "outputs": outputs}
 
 
@@ -56,8 +50,7 @@ def test_two_processes_train_save_once_and_resume(tmp_path):
 def test_a_run_with_two_devices_asks_for_two_gpus(tmp_path):
     """`devices: 2` makes the training job ask for gpu=2 (what the SLURM plugin turns into
     --gpus=2); the other training settings keep the `train` stage's gpu."""
-    cfg = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text(encoding="utf-8"))
-    cfg["corpus"]["sources"][0]["path"] = str(REPO / "data" / "easy_japanese_sample.tsv")
+    cfg = tiny_config(tmp_path, None, SAMPLE)
     (run,) = cfg["training"].values()
     run["devices"] = 2
     cfgfile = write_config(tmp_path / "two.yaml", cfg)

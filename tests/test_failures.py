@@ -29,7 +29,6 @@ import torch
 from bertlens.checkpoints import list_checkpoints
 from bertlens.corpus import read_source
 from bertlens.embeddings import sentence_embeddings
-from bertlens.mlm import TrainArgs
 from bertlens.models import (
     ModelSpec,
     check_mecab,
@@ -42,13 +41,12 @@ from bertlens.models import (
 )
 from bertlens.projection import check_perplexity
 from bertlens.stage import UserError, pick_device
-from bertlens.training import train
-from tests._training_fixtures import SENTENCES, one_torch_thread, tiny_run_config, train_vocab
-from tests.conftest import SNAKEMAKE
 from tests.helpers.checks import files_under, one_line, path_spec
 from tests.helpers.http import XLSX, Bytes, serve
+from tests.helpers.runner import snakemake_command, subprocess_env
 from tests.helpers.snow import write_snow_xlsx
 from tests.helpers.tiny import REPO, tiny_config, write_config
+from tests.helpers.training import SENTENCES, one_torch_thread, train_tiny, train_vocab
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -321,18 +319,8 @@ def vocab_dir(tmp_path_factory) -> Path:
     return train_vocab(tmp_path_factory.mktemp("vocab"))
 
 
-def _outputs(root: Path) -> dict[str, Path]:
-    return {
-        "out_model_dir": root / "model",
-        "metrics_csv": root / "metrics.csv",
-        "checkpoint_dir": root / "checkpoints",
-        "summary_json": root / "summary.json",
-    }
-
-
 def _train(root: Path, vocab_dir: Path, texts=SENTENCES, **overrides):
-    args = TrainArgs.from_config(tiny_run_config(**overrides), name="tiny", device="cpu")
-    return train(args, list(texts), vocab_dir, **_outputs(root))
+    return train_tiny(root, list(texts), vocab_dir, **overrides)
 
 
 @pytest.mark.parametrize(
@@ -483,16 +471,6 @@ class Job:
         return rc, self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    proxies = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
-    return {
-        **{k: v for k, v in os.environ.items() if k not in proxies},
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
 def _popen(work: Path, cmd: list[str], env: dict[str, str]) -> Job:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "output.txt"
@@ -502,9 +480,8 @@ def _popen(work: Path, cmd: list[str], env: dict[str, str]) -> Job:
 
 
 def _snakemake(work: Path, *args: str) -> Job:
-    """The real snakemake CLI on this repository's Snakefile in ``work`` (as conftest's helper)."""
-    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), *args]
-    return _popen(work, cmd, _env())
+    """The real snakemake CLI on this repository's Snakefile in ``work``, in the background."""
+    return _popen(work, snakemake_command(work, *args), subprocess_env())
 
 
 def _bad_config(work: Path, mutate) -> Path:
@@ -612,7 +589,7 @@ print(json.dumps(out))
 
 def _start_hub_offline(work: Path, stack: ExitStack) -> Job:
     """A fresh process: huggingface_hub reads HF_HUB_OFFLINE and HF_HOME when it is imported."""
-    env = _env(HF_HOME=str(work / "hf"), PYTHONPATH=str(REPO / "scripts"))
+    env = subprocess_env(HF_HOME=str(work / "hf"), PYTHONPATH=str(REPO / "scripts"))
     for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_ENDPOINT"):
         env.pop(key, None)
     (work / "hf").mkdir()

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from tests.helpers.hub_mirror import hub_mirror
-from tests.helpers.tiny import REPO, save_tiny_bert
+from tests.helpers.tiny import REPO
 
 SCRIPT = textwrap.dedent(
     """
@@ -30,13 +30,14 @@ SCRIPT = textwrap.dedent(
 ).format(scripts=str(REPO / "scripts"))
 
 
-def run_loader(env: dict[str, str]) -> str:
-    """Load in a fresh interpreter: huggingface_hub reads HF_* variables at import time."""
+def run_fresh(code: str, env: dict[str, str]) -> str:
+    """Run ``code`` in a fresh interpreter (huggingface_hub reads HF_* variables at import time)
+    whose only HF_* variables are those of ``env``; its stdout."""
     import os
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**clean, **env},
@@ -46,9 +47,15 @@ def run_loader(env: dict[str, str]) -> str:
     return proc.stdout
 
 
+def run_loader(env: dict[str, str]) -> str:
+    """Load the hub model in a fresh interpreter."""
+    return run_fresh(SCRIPT, env)
+
+
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("hub") / "tiny-bert")
+def tiny_repo(tiny_model):
+    """The folder the mirror serves as bertlens-test/tiny-bert (it only reads it)."""
+    return tiny_model
 
 
 def test_hub_model_downloads_through_hf_endpoint_mirror_then_works_offline(tiny_repo, tmp_path):
@@ -87,23 +94,15 @@ MLM_PROBE = textwrap.dedent(
 ).format(scripts=str(REPO / "scripts"))
 
 
-def test_wants_mlm_head_for_hub_ids(tiny_repo, tmp_path):
+def test_wants_mlm_head_for_hub_ids(tiny_repo, tiny_bert, tmp_path):
     """The internals stage loads a hub model with its MLM head when its config (read through the
     mirror, then from the cache offline) names a *ForMaskedLM architecture; an encoder stays
     an encoder."""
-    import os
-
-    mlm_repo = save_tiny_bert(tmp_path / "tiny-mlm", with_mlm_head=True)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    mlm_repo = tiny_bert(with_mlm_head=True)
     home = {"HF_HOME": str(tmp_path / "hf-home")}
 
     def probe(env):
-        cmd = [sys.executable, "-c", MLM_PROBE]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env={**clean, **env}, timeout=120
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stdout
+        return run_fresh(MLM_PROBE, env)
 
     repos = {"bertlens-test/tiny-mlm": mlm_repo, "bertlens-test/tiny-bert": tiny_repo}
     with hub_mirror(repos) as (endpoint, counts):

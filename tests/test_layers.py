@@ -22,21 +22,19 @@ from bertlens.logitlens import held_out_rows, lens_logits, logit_lens
 from bertlens.models import ModelSpec, load_model, load_tokenizer, location
 from bertlens.probes import control_labels, probe_layers, sentence_split
 from bertlens.tokenstats import token_counts, tokenize_texts
-from tests.helpers.tiny import SAMPLE, save_tiny_bert
 
 SETTINGS = {"sentences": 40, "seed": 3, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
-def texts():
-    df = pd.read_csv(SAMPLE, sep="\t")
-    return df["#英語(原文)"].tolist()[:80]
+def texts(english):
+    return english[:80]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, texts):
+def tiny(tmp_path_factory, tiny_bert, texts):
     """A tiny BERT with an MLM head, its tokenizer, and its token vectors of 40 sentences."""
-    path = save_tiny_bert(tmp_path_factory.mktemp("m") / "tiny", seed=1, with_mlm_head=True)
+    path = tiny_bert(seed=1, with_mlm_head=True)
     spec = ModelSpec.from_config({"name": "tiny", "path": str(path), "column": "en"})
     tokenizer = load_tokenizer(spec, location(spec))
     out = tmp_path_factory.mktemp("vectors")

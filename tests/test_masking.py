@@ -9,7 +9,7 @@ import torch
 from bertlens.encoding import encode_texts, japanese_word_pieces, words_from_continuation
 from bertlens.mlm import IGNORE_INDEX, collate, mask_tokens, random_token_pool
 from bertlens.vocab import load_trained_tokenizer
-from tests._training_fixtures import SENTENCES, train_vocab
+from tests.helpers.training import SENTENCES, train_vocab
 
 DRAWS = 300
 

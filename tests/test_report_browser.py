@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import snakemake
 from tests.helpers.browser import browser_page
+from tests.helpers.runner import snakemake
 
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts"
@@ -23,6 +25,17 @@ def report_dir(tiny_run):
     with zipfile.ZipFile(zpath) as zf:
         zf.extractall(out)
     return next(out.rglob("report.html")).parent
+
+
+@contextlib.contextmanager
+def explore_page(tiny_run, name: str) -> Iterator:
+    """The tiny run's page results/explore/tiny-en/<name> in Chromium, its canvas drawn; yields
+    (page, errors) as browser_page does."""
+    work, _, _ = tiny_run
+    with browser_page() as (page, errors):
+        page.goto((work / "results" / "explore" / "tiny-en" / name).as_uri())
+        page.wait_for_selector("canvas", timeout=20000)
+        yield page, errors
 
 
 def test_report_opens_and_lists_every_chapter(report_dir):
@@ -41,11 +54,7 @@ def test_report_opens_and_lists_every_chapter(report_dir):
 
 def test_vocab_page_renders_and_search_highlights(tiny_run):
     """The pipeline's token map (results/explore/, the one interactive page per projection)."""
-    work, _, _ = tiny_run
-    page_path = work / "results" / "explore" / "tiny-en" / "vocab.html"
-    with browser_page() as (page, errors):
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("canvas", timeout=20000)
+    with explore_page(tiny_run, "vocab.html") as (page, errors):
         assert page.locator("canvas").count() >= 1
         page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0")
         labels = page.evaluate("Bokeh.documents[0].get_model_by_name('labels0').data.text.length")
@@ -61,11 +70,7 @@ def test_vocab_page_renders_and_search_highlights(tiny_run):
 
 
 def test_sentence_page_switches_views(tiny_run):
-    work, _, _ = tiny_run
-    page_path = work / "results" / "explore" / "tiny-en" / "sentences.html"
-    with browser_page() as (page, errors):
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("canvas", timeout=20000)
+    with explore_page(tiny_run, "sentences.html") as (page, errors):
         layers = page.locator("select").nth(2).locator("option").all_inner_texts()
         assert layers == ["0", "2"], layers
         page.locator("select").nth(2).select_option("0")

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.synthetic import write_synthetic
 from bertlens.io import read_table
-from tests.conftest import snakemake
+from tests.helpers.runner import snakemake
 from tests.helpers.tiny import tiny_config, write_config
 
 ROWS = 10_000  # openTSNE switches from Barnes-Hut to FFT gradients at 10,000 points

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import snakemake
+from tests.helpers.runner import snakemake
 from tests.helpers.tiny import REPO, tiny_config, write_config, write_tiny_corpus
 
 PROFILE = REPO / "profiles" / "slurm"

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from bertlens.checkpoints import list_checkpoints
-from tests.conftest import SNAKEMAKE, snakemake
-from tests.helpers.tiny import REPO, tiny_config, write_config, write_tiny_corpus
+from tests.helpers.runner import snakemake, start_snakemake
+from tests.helpers.tiny import tiny_config, write_config, write_tiny_corpus
 
 pytestmark = pytest.mark.workflow
 RUN = "tiny-ja"
@@ -30,24 +30,16 @@ def test_killed_training_resumes_from_checkpoint(tmp_path, tiny_model):
     cfgfile = write_config(tmp_path / "resume.yaml", cfg)
     ckpt_dir = tmp_path / "results" / "training" / RUN / "checkpoints"
 
-    cmd = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
+    proc = start_snakemake(
+        tmp_path,
         "--configfile",
         str(cfgfile),
         "--cores",
         "2",
         TARGET,
-    ]
-    proc = subprocess.Popen(
-        cmd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     killed_at = None
     deadline = time.monotonic() + 300

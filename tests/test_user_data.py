@@ -18,6 +18,7 @@ from bertlens.models import (
 from bertlens.stage import UserError
 from bertlens.tokenstats import run_tokenization
 from tests.helpers.checks import files_under, one_line, path_spec
+from tests.helpers.runner import fake_snakemake
 
 
 # ============================================================================ tokenizer fits
@@ -208,14 +209,20 @@ def test_xlsx_missing_sheet_lists_the_sheets(tmp_path):
         )
 
 
-def test_utf16_text_is_named(tmp_path):
+def _read_error(path: Path, text: str, name: str, encoding: str = "utf-8") -> str:
+    """Write ``text`` to ``path`` and read it as the corpus source ``name`` (its format from the
+    file name): the one-line error that gives."""
     from bertlens.corpus import read_source
 
-    path = tmp_path / "unicode.tsv"
-    path.write_text("ID\t#やさしい日本語\n1\t猫です。\n", encoding="utf-16")
+    path.write_text(text, encoding=encoding)
     with pytest.raises(UserError) as err:
-        read_source(path, "tsv", "u16")
-    msg = one_line(err)
+        read_source(path, path.suffix[1:], name)
+    return one_line(err)
+
+
+def test_utf16_text_is_named(tmp_path):
+    path = tmp_path / "unicode.tsv"
+    msg = _read_error(path, "ID\t#やさしい日本語\n1\t猫です。\n", "u16", encoding="utf-16")
     assert msg == (
         f"corpus source 'u16': '{path}' is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; save "
         "it as UTF-8 ('CSV UTF-8' in Excel) or convert it, e.g. 'iconv -f UTF-16 -t UTF-8 "
@@ -236,15 +243,10 @@ def test_header_with_full_width_hash_and_spaces_matches(tmp_path):
 
 
 def test_header_near_miss_is_named(tmp_path):
-    from bertlens.corpus import read_source
-
-    path = tmp_path / "near.tsv"
-    path.write_text("ID\t#やさしい日本語文\n1\t猫です。\n", encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "tsv", "near")
+    msg = _read_error(tmp_path / "near.tsv", "ID\t#やさしい日本語文\n1\t猫です。\n", "near")
     assert (
         "found: ID, #やさしい日本語文; near misses: '#やさしい日本語文' (meant '#やさしい日本語'?); "
-        "give the file a header row with these names" in one_line(err)
+        "give the file a header row with these names" in msg
     )
 
 
@@ -264,13 +266,9 @@ def test_header_near_miss_is_named_when_its_column_is_needed(tmp_path):
 
 
 def test_csv_with_a_badly_quoted_cell(tmp_path):
-    from bertlens.corpus import read_source
-
     path = tmp_path / "q.csv"
-    path.write_text('ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "csv", "q")
-    assert one_line(err) == (
+    msg = _read_error(path, 'ID,#英語(原文)\n1,A cat.\n2,"Buy cheap," they say.\n', "q")
+    assert msg == (
         f"corpus source 'q': '{path}' line 3: a quoted cell is not closed properly (',' expected "
         'after \'"\'); quote the whole cell and double the quotes inside it (""like this""), as '
         "spreadsheet programs do"
@@ -278,13 +276,9 @@ def test_csv_with_a_badly_quoted_cell(tmp_path):
 
 
 def test_row_with_more_cells_than_the_header(tmp_path):
-    from bertlens.corpus import read_source
-
     path = tmp_path / "wide.csv"
-    path.write_text("ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", encoding="utf-8")
-    with pytest.raises(UserError) as err:
-        read_source(path, "csv", "w")
-    assert one_line(err) == (
+    msg = _read_error(path, "ID,#英語(原文)\n1,A cat.\n2,Cats, dogs and birds.\n", "w")
+    assert msg == (
         f"corpus source 'w': '{path}' row 3 has 3 cells but the header has 2; quote cells that "
         "contain the separator, or fix the row"
     )
@@ -389,12 +383,6 @@ def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
 
 
 # ============================================================================ one clear line
-def _sm(spec_entry: dict):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(params=SimpleNamespace(model=spec_entry), input={})
-
-
 def test_max_length_above_the_model_positions(tiny_model):
     """The tiny model has 64 positions: tokenize (config only) and every stage that loads the
     model (embed, padding, internals, attention, through modelstage.load) stop with one line."""
@@ -412,17 +400,18 @@ def test_max_length_above_the_model_positions(tiny_model):
     assert one_line(err) == expected
     for head in ("base", "mlm"):
         with pytest.raises(UserError) as err:
-            load(_sm(entry), head=head)
+            load(fake_snakemake("embed", params={"model": entry}), head=head)
         assert one_line(err) == expected
-    load(_sm({**entry, "max_length": 64}))  # exactly the positions is fine
+    load(
+        fake_snakemake("embed", params={"model": {**entry, "max_length": 64}})
+    )  # exactly the positions is fine
 
 
-def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
+def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tiny_bert):
     from bertlens.models import check_pooler_poolings
-    from tests.helpers.tiny import save_tiny_bert
 
-    mlm_only = save_tiny_bert(tmp_path / "mlm-only", with_mlm_head=True)
-    with_pooler = save_tiny_bert(tmp_path / "encoder")
+    mlm_only = tiny_bert(with_mlm_head=True)
+    with_pooler = tiny_bert()
     config = {
         "projection": {"sentences": {"poolings": ["mean", "pooler"]}},
         "explore": {"probes": {"poolings": ["mean"]}},
@@ -455,14 +444,10 @@ def test_pooler_pooling_on_models_without_pooler_is_a_config_error(tmp_path):
     ids=["oserror", "wrapped"],
 )  # fmt: skip
 def test_disk_full_is_one_line(tmp_path, capsys, error):
-    from types import SimpleNamespace
-
     from bertlens.stage import run
 
     out = tmp_path / "results" / "x" / "out.npy"
-    sm = SimpleNamespace(
-        log=[str(tmp_path / "x.log")], output=[str(out)], rule="embed", wildcards={}, threads=1
-    )
+    sm = fake_snakemake("embed", output=[out], log=[tmp_path / "x.log"])
 
     def main(_):
         raise error

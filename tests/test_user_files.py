@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import snakemake
+from tests.helpers.runner import snakemake
 from tests.helpers.tiny import save_tiny_bert, tiny_config, write_config, write_tiny_corpus
 
 pytestmark = pytest.mark.workflow

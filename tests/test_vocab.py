@@ -19,7 +19,7 @@ from bertlens.vocab import (
     train_wordpiece_vocab,
     write_vocab_html,
 )
-from tests._training_fixtures import SENTENCES, train_vocab
+from tests.helpers.training import SENTENCES, train_vocab
 
 
 @pytest.fixture(scope="module")

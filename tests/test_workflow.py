@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import snakemake
+from tests.helpers.runner import snakemake
 
 pytestmark = pytest.mark.workflow
 

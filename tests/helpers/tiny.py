@@ -1,15 +1,22 @@
-"""Tiny real inputs for workflow tests: a corpus cut from the bundled sample, a small BERT saved
-with save_pretrained (random weights, the real MiniLM WordPiece tokenizer), and a config."""
+"""Tiny real inputs for tests: the bundled sample corpus (whole, one column, or a cut), a small
+BERT saved with save_pretrained (random weights, the real MiniLM WordPiece tokenizer), and a
+config."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
+
+
+def sample_column(header: str) -> list[str]:
+    """One column of the bundled sample corpus (640 real sentences), e.g. ``"#英語(原文)"``."""
+    import pandas as pd
+
+    return pd.read_csv(SAMPLE, sep="\t")[header].tolist()
 
 
 def write_tiny_corpus(path: Path, rows: int = 48) -> Path:
@@ -52,11 +59,12 @@ def save_tiny_bert(
     return path
 
 
-def tiny_config(workdir: Path, model_dir: Path, corpus: Path, **overrides) -> dict:
+def tiny_config(workdir: Path, model_dir: Path | None, corpus: Path, **overrides) -> dict:
+    """tests/config/tiny.yaml with its corpus and (unless None) its tiny-en model filled in."""
     cfg = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text(encoding="utf-8"))
     cfg["corpus"]["sources"][0]["path"] = str(corpus)
     for m in cfg["models"]:
-        if m["name"] == "tiny-en":
+        if m["name"] == "tiny-en" and model_dir is not None:
             m["path"] = str(model_dir)
     for key, value in overrides.items():
         cfg[key] = value
@@ -66,8 +74,3 @@ def tiny_config(workdir: Path, model_dir: Path, corpus: Path, **overrides) -> di
 def write_config(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
-
-
-def copy_sample(dest: Path) -> Path:
-    shutil.copy(SAMPLE, dest)
-    return dest

@@ -1,5 +1,5 @@
 """Shared inputs of the training tests: short easy-Japanese sentences (written for these tests),
-a WordPiece vocabulary trained on them, and a tiny BERT training configuration."""
+a WordPiece vocabulary trained on them, a tiny BERT training configuration, and a tiny run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "easy_japanese_sample.tsv"
+from tests.helpers.tiny import sample_column
 
 SENTENCES = [
     "私は毎朝パンを食べます。",
@@ -119,10 +118,26 @@ def tiny_run_config(**overrides: Any) -> dict[str, Any]:
 def sample_texts() -> list[str]:
     """The easy-Japanese column of the bundled sample corpus (640 sentences): large enough for a
     held-out loss that is not dominated by noise."""
-    import pandas as pd
+    return [t for t in sample_column("#やさしい日本語") if isinstance(t, str) and t.strip()]
 
-    df = pd.read_csv(SAMPLE, sep="\t")
-    return [t for t in df["#やさしい日本語"].dropna().astype(str) if t.strip()]
+
+def train_outputs(root: Path) -> dict[str, Path]:
+    """Where a training run writes (the keyword arguments of ``bertlens.training.train``)."""
+    return {
+        "out_model_dir": root / "model",
+        "metrics_csv": root / "metrics.csv",
+        "checkpoint_dir": root / "checkpoints",
+        "summary_json": root / "summary.json",
+    }
+
+
+def train_tiny(root: Path, texts: list[str], source: Path, log=None, on_step=None, **overrides):
+    """Train the tiny run of ``tiny_run_config(**overrides)`` on CPU into ``root``."""
+    from bertlens.mlm import TrainArgs
+    from bertlens.training import train
+
+    args = TrainArgs.from_config(tiny_run_config(**overrides), name="tiny", device="cpu")
+    return train(args, texts, source, **train_outputs(root), log=log, on_step=on_step)
 
 
 def one_torch_thread() -> Iterator[None]:
