@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path[:0] = ["scripts", "."]
 from bertlens.mlm import TrainArgs
 from bertlens.training import train
-from tests._training_fixtures import sample_texts, tiny_run_config, train_vocab
+from tests.helpers.training import sample_texts, tiny_run_config, train_vocab
 
 out, work = Path(sys.argv[1]), Path(tempfile.mkdtemp())
 vocab = train_vocab(work / "vocab")
