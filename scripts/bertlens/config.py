@@ -35,6 +35,15 @@ def run_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
     return with_defaults(config)["training"]["run"]
 
 
+def model_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    """One ``models:`` entry validated, with the schema's defaults filled in."""
+    config = {
+        "corpus": {"sources": [{"name": "corpus", "path": "corpus.tsv"}]},
+        "models": [entry],
+    }
+    return with_defaults(config)["models"][0]
+
+
 def check_config(config: dict[str, Any]) -> None:
     sources = config["corpus"]["sources"]
     names = [s["name"] for s in sources]

@@ -39,14 +39,18 @@ class ModelSpec:
     column: str
     source: str  # one of SOURCE_KEYS
     ref: str  # hub id, directory, package name or training run
+    max_length: int
+    tokenizer: str  # auto | bert-japanese
+    mecab_dic: str
     revision: str | None = None
-    max_length: int = 128
-    tokenizer: str = "auto"  # auto | bert-japanese
-    mecab_dic: str = "ipadic"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> ModelSpec:
+        """The spec of a ``models:`` entry; keys the entry leaves out take the schema's
+        defaults (the workflow's entries are filled already; tests and benchmarks give less)."""
+        from .config import model_with_defaults
+
         given = [k for k in SOURCE_KEYS if entry.get(k)]
         if len(given) != 1:
             raise UserError(
@@ -54,15 +58,16 @@ class ModelSpec:
                 f"(found {given or 'none'})"
             )
         source = given[0]
+        entry = model_with_defaults(entry)
         return cls(
             name=entry["name"],
             column=entry["column"],
             source=source,
             ref=str(entry[source]),
             revision=entry.get("revision"),
-            max_length=int(entry.get("max_length", 128)),
-            tokenizer=entry.get("tokenizer", "auto"),
-            mecab_dic=entry.get("mecab_dic", "ipadic"),
+            max_length=int(entry["max_length"]),
+            tokenizer=entry["tokenizer"],
+            mecab_dic=entry["mecab_dic"],
         )
 
     def describe(self) -> str:

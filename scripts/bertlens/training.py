@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,9 +70,10 @@ def _load_pretrained(args: TrainArgs, source) -> tuple[Any, Any, str, str]:
         spec, loc = source
     else:
         loc = str(source)
-        spec = bl_models.ModelSpec(
-            name=args.base_model or Path(loc).name, column=args.column, source="path", ref=loc
-        )
+        # a name the schema accepts (a hub id's "/" is not): it only labels log lines
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", args.base_model or Path(loc).name).lstrip("_.-")
+        entry = {"name": name or "base", "column": args.column, "path": loc}
+        spec = bl_models.ModelSpec.from_config(entry)
     tokenizer = bl_models.load_tokenizer(spec, loc)
     head = bl_models.has_mlm_head(loc, getattr(spec, "revision", None))
     model = bl_models.load_model(spec, loc, head="mlm")

@@ -18,7 +18,7 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 
 
 def path_spec(name: str, folder: Path, **kw) -> ModelSpec:
-    return ModelSpec(name=name, column="en", source="path", ref=str(folder), **kw)
+    return ModelSpec.from_config({"name": name, "column": "en", "path": str(folder), **kw})
 
 
 def files_under(folder: Path) -> list[str]:
