@@ -289,3 +289,23 @@ def test_packing_keeps_every_token_and_word_groups(tokenizer):
     assert total == sum(len(r) - 1 for r in corpus.input_ids)
     n_words = sum(int(w.max()) + 1 for w in corpus.word_ids)
     assert sum(int(w.max()) + 1 for w in packed.word_ids) == n_words  # distinct within a row
+
+
+def test_eval_set_is_capped_and_training_rows_stay_the_same():
+    """Evaluation scores at most eval_max_sentences of the held-out split (its cost must not
+    grow with the corpus), and the sentences trained on are those of the uncapped split."""
+    from bertlens.mlm import TrainArgs, _split
+    from tests.helpers.training import tiny_run_config
+
+    texts = [f"文 {i}" for i in range(5000)]
+    capped = TrainArgs.from_config(tiny_run_config(eval_max_sentences=100), "r", "cpu")
+    whole = TrainArgs.from_config(tiny_run_config(eval_max_sentences=None), "r", "cpu")
+    assert capped.eval_fraction == whole.eval_fraction
+    train_c, eval_c = _split(capped, texts)
+    train_w, eval_w = _split(whole, texts)
+    assert len(eval_w) == round(5000 * whole.eval_fraction) > 100
+    assert len(eval_c) == 100 and set(eval_c) <= set(eval_w)
+    np.testing.assert_array_equal(train_c, train_w)
+    assert not set(train_c) & set(eval_w)
+    default = TrainArgs.from_config(tiny_run_config(), "r", "cpu")
+    assert default.eval_max_sentences == 2000  # the schema's default reaches the run

@@ -75,6 +75,7 @@ _SIMPLE_KEYS = (
     "epochs",
     "max_steps",
     "eval_fraction",
+    "eval_max_sentences",
     "eval_every",
     "checkpoint_every",
     "bf16",
@@ -118,6 +119,7 @@ class TrainArgs:
     epochs: float
     max_steps: int | None
     eval_fraction: float
+    eval_max_sentences: int | None
     eval_every: int
     checkpoint_every: int
     bf16: bool
@@ -517,7 +519,8 @@ def _split(args: TrainArgs, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
             f"eval_fraction {args.eval_fraction:g}) do not fill one batch of batch_size "
             f"{args.batch_size}; set batch_size to at most {n_train} or add text to the corpus"
         )
-    return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
+    scored = n_eval if args.eval_max_sentences is None else min(n_eval, args.eval_max_sentences)
+    return np.sort(perm[n_eval:]), np.sort(perm[:scored])
 
 
 def prepare(args: TrainArgs, texts: list[str], tokenizer, max_length: int) -> Prepared:
