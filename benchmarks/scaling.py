@@ -146,15 +146,23 @@ def plot(runs: list[dict[str, Any]], out_png: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     stages = sorted({s for r in runs for s in r["stages"]})
+    styles = iter([(c, ls) for ls in ("-", "--", ":") for c in plt.get_cmap("tab10").colors])
     for stage in stages:
         pts = [(r["rows"], r["stages"][stage]["seconds"]) for r in runs if stage in r["stages"]]
-        if len(pts) > 1 and max(t for _, t in pts) >= 1.0:
-            ax.plot(*zip(*pts, strict=True), marker="o", label=stage)
+        if len(pts) < 2 or max(t for _, t in pts) < 1.0:
+            continue
+        if max(t for _, t in pts) < 10.0:  # light stages: drawn, not named
+            ax.plot(*zip(*pts, strict=True), color="0.8", lw=0.8)
+            continue
+        color, style = next(styles)
+        ax.plot(*zip(*pts, strict=True), marker="o", color=color, ls=style, label=stage)
+    whole = [(r["rows"], r["wall_seconds"]) for r in runs]
+    ax.plot(*zip(*whole, strict=True), marker="s", color="black", lw=2, label="whole run (wall)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("corpus rows")
     ax.set_ylabel("stage wall time (s, all jobs of the rule)")
-    ax.set_title("How each stage grows with the corpus")
+    ax.set_title("How each stage grows with the corpus (grey: stages under 10 s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
