@@ -25,23 +25,28 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     return filled
 
 
-def run_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
-    """One ``training:`` entry validated, with the schema's defaults filled in."""
-    config = {
+def _entry_with_defaults(section: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry of ``models:`` or ``training:`` validated inside the smallest config the schema
+    accepts, with the schema's defaults filled in."""
+    config: dict[str, Any] = {
         "corpus": {"sources": [{"name": "corpus", "path": "corpus.tsv"}]},
         "models": [{"name": "model", "column": "en", "path": "model"}],
-        "training": {"run": entry},
     }
+    if section == "models":
+        config["models"] = [entry]
+        return with_defaults(config)["models"][0]
+    config["training"] = {"run": entry}
     return with_defaults(config)["training"]["run"]
+
+
+def run_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    """One ``training:`` entry validated, with the schema's defaults filled in."""
+    return _entry_with_defaults("training", entry)
 
 
 def model_with_defaults(entry: dict[str, Any]) -> dict[str, Any]:
     """One ``models:`` entry validated, with the schema's defaults filled in."""
-    config = {
-        "corpus": {"sources": [{"name": "corpus", "path": "corpus.tsv"}]},
-        "models": [entry],
-    }
-    return with_defaults(config)["models"][0]
+    return _entry_with_defaults("models", entry)
 
 
 def check_config(config: dict[str, Any]) -> None:
