@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bertlens.neighbors import (
+    knn_between,
     knn_cosine,
     knn_facts,
     knn_search,
@@ -19,8 +20,9 @@ from bertlens.neighbors import (
     recall_at_k,
     search_notes,
     sentence_knn_all,
+    unit_rows,
 )
-from bertlens.projection import tsne_2d
+from bertlens.projection import tsne_2d, tsne_neighbors
 from bertlens.spread import SpreadMeter, degenerate_matrices, degenerate_report
 from bertlens.stage import UserError, configure_threads, usable_cpus
 
@@ -151,7 +153,7 @@ def test_tsne_fitted_on_a_sample_places_every_point():
     coords, facts = tsne_2d(x, 10, seed=1, n_iter=100, fit_max=400)
     assert coords.shape == (1200, 2) and np.isfinite(coords).all()
     assert facts["fitted_points"] == 400 and "sample of 400 of 1,200" in facts["note"]
-    # points placed by transform land near points of their own cluster
+    # points placed at the median of their nearest fitted points land among their own cluster
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(6, 10))
     label = rng.integers(0, 6, 1200)
@@ -160,6 +162,32 @@ def test_tsne_fitted_on_a_sample_places_every_point():
 
     acc = KNeighborsClassifier(5).fit(coords[:600], label[:600]).score(coords[600:], label[600:])
     assert acc > 0.9
+
+
+def test_tsne_neighbours_are_the_exact_ones_as_euclidean_distances_of_unit_rows():
+    x = clustered(900, 16, seed=2)
+    xn = unit_rows(x)
+    idx, dist, facts = tsne_neighbors(xn, 10, seed=0, threads=1)
+    assert idx.shape == (900, 30) and facts["method"] == "exact"  # openTSNE's 3 x perplexity
+    np.testing.assert_array_equal(idx, knn_cosine(x, 30)[0])
+    np.testing.assert_allclose(dist, np.linalg.norm(xn[:, None] - xn[idx], axis=2), atol=1e-5)
+    _, facts = tsne_2d(x, 10, seed=1, n_iter=100)
+    assert facts["neighbors"]["method"] == "exact"
+    _, facts = tsne_2d(x, 10, seed=1, n_iter=100, metric="euclidean")
+    assert facts["neighbors"]["method"].startswith("openTSNE's own")
+
+
+def test_rows_placed_through_an_inverted_index_find_their_nearest_fitted_rows():
+    x = unit_rows(clustered(3000, 16, seed=4))
+    base, queries = x[:2000], x[2000:]
+    truth = np.argsort(-(queries @ base.T), axis=1, kind="stable")[:, :10]
+    exact = knn_between(base, queries, 10)
+    assert np.mean(np.sort(exact, axis=1) == np.sort(truth, axis=1)) > 0.99
+    ivf = knn_between(base, queries, 10, seed=1, exact_max=1000, nprobe=4)
+    found = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ivf, truth, strict=True)])
+    assert found > 0.8
+    again = knn_between(base, queries, 10, seed=1, exact_max=1000, nprobe=4)
+    np.testing.assert_array_equal(ivf, again)
 
 
 # --------------------------------------------------------------------------- threads

@@ -68,6 +68,7 @@ def test_tsne_separates_clusters_and_pca_shapes():
             "metric": "euclidean",
             "n_iter": 250,
             "backend": "opentsne",
+            "refine_iter": 100,
         },
     )
     assert coords["pca"].shape == coords["tsne"].shape == (120, 2)

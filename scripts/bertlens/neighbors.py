@@ -185,13 +185,8 @@ def approximate_knn(
     started = time.perf_counter()
     n, dim = xn.shape
     check_k(k, n - 1)
-    nlist = max(1, int(round(np.sqrt(n))))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
-    index.cp.niter = 10
-    index.cp.max_points_per_centroid = 64  # train on a sample: 64 points per list
-    index.train(xn)
-    index.add(xn)
+    index = _ivf_index(xn, seed)
+    nlist = index.nlist
     sample = sample_rows(n, queries, seed)
     sim, idx = faiss.knn(xn[sample], xn, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
     exact = _without_self(sim, idx, sample, k)[1]
@@ -232,6 +227,53 @@ def approximate_knn(
     }
     log.info("approximate k-NN of %d x %d: %s", n, dim, facts)
     return idx, dist, facts
+
+
+def _ivf_index(xn: np.ndarray, seed: int):
+    """A faiss inverted-file index (inner product) of the unit rows ``xn``: about sqrt(n)
+    k-means lists, trained (seeded) on 64 rows per list."""
+    import faiss
+
+    n, dim = xn.shape
+    nlist = max(1, int(round(np.sqrt(n))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.cp.niter = 10
+    index.cp.max_points_per_centroid = 64
+    index.train(xn)
+    index.add(xn)
+    return index
+
+
+def knn_between(
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    seed: int = 0,
+    threads: int | None = None,
+    exact_max: int = 20000,
+    nprobe: int = 16,
+) -> np.ndarray:
+    """Indices of the ``k`` nearest rows of the unit rows ``base`` to each unit row of
+    ``queries`` (inner product, nearest first): exact up to ``exact_max`` base rows, else a
+    faiss IVF index scanning ``nprobe`` of its sqrt(n) lists (a query whose scanned lists
+    hold fewer than ``k`` rows gets exact search)."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if len(base) <= exact_max:
+        return faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    index = _ivf_index(base, seed)
+    index.nprobe = min(nprobe, index.nlist)
+    idx = index.search(queries, k)[1]
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if short.size:
+        idx[short] = faiss.knn(queries[short], base, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    return idx
 
 
 def _without_self(
