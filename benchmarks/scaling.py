@@ -4,6 +4,8 @@ several sizes, wall time and peak memory per stage, growth exponents and a log-l
     python benchmarks/scaling.py --sizes 5000 20000 84300 300000 --out benchmarks/out/scaling
     python benchmarks/scaling.py --sizes 5000 20000 --target results/neighbors/minilm-en/knn.html
     python benchmarks/scaling.py --smoke --out /tmp/scaling     # seconds: tiny model and sizes
+    python benchmarks/scaling.py --sizes 5000 20000 84300 300000 --resume --out DIR   # keep
+        the sizes already measured in DIR (their n<N>/run.json), run the others
     python benchmarks/scaling.py --alone results/embeddings/minilm-en/sentences_mean.npy \
         --sizes 5000 20000 84300                               # k-NN, t-SNE, UMAP alone
 
@@ -229,6 +231,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--fit-from", type=int, default=20000)
     parser.add_argument("--smoke", action="store_true", help="tiny model and sizes")
     parser.add_argument(
+        "--resume", action="store_true", help="keep the measurements of sizes already run in --out"
+    )
+    parser.add_argument(
         "--alone", metavar="SENTENCES_NPY", help="time k-NN, t-SNE and UMAP alone on this file"
     )
     args = parser.parse_args(argv)
@@ -246,7 +251,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sizes, fit_from = sorted(args.sizes), args.fit_from
     runs = []
     for n in sizes:
-        runs.append(run_size(n, cfg, out, targets, args.cores))
+        done = out / f"n{n}" / "run.json"
+        if args.resume and done.exists():
+            runs.append(json.loads(done.read_text(encoding="utf-8")))
+        else:
+            runs.append(run_size(n, cfg, out, targets, args.cores))
+            done.write_text(json.dumps(runs[-1], indent=2), encoding="utf-8")
         print(f"{n:,} rows: {runs[-1]['wall_seconds']:.0f} s", flush=True)
     slopes = exponents(runs, fit_from)
     result = {"sizes": sizes, "runs": runs, "exponents": slopes, "fit_from": fit_from}

@@ -49,20 +49,16 @@ def test_benchmarks_read_a_real_corpus_file(tmp_path):
 def test_scaling_benchmark_smoke(tmp_path):
     """Two real workflow runs of a tiny model at two corpus sizes: per-stage times and memory
     from the stage logs, growth exponents, the table and the log-log plot."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "scaling.py"),
-            "--smoke",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    res = json.loads((tmp_path / "scaling.json").read_text())
+
+    def scaling(*extra):
+        cmd = [sys.executable, str(REPO / "benchmarks" / "scaling.py"), "--smoke", *extra]
+        proc = subprocess.run(
+            [*cmd, "--out", str(tmp_path)], capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        return json.loads((tmp_path / "scaling.json").read_text())
+
+    res = scaling()
     assert [r["rows"] for r in res["runs"]] == [60, 120]
     for run in res["runs"]:
         for stage in ("corpus", "tokenize", "embed", "knn", "project"):
@@ -71,6 +67,10 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert set(res["exponents"]) >= {"embed", "knn", "project"}
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
     assert "| knn |" in (tmp_path / "scaling.md").read_text()
+    # --resume keeps what the sizes already measured said instead of running them again
+    (tmp_path / "n60" / "run.json").write_text(json.dumps({**res["runs"][0], "wall_seconds": 1e6}))
+    again = scaling("--resume")
+    assert [r["wall_seconds"] for r in again["runs"]] == [1e6, res["runs"][1]["wall_seconds"]]
 
 
 def test_heavy_stages_alone_smoke(tmp_path):
