@@ -190,18 +190,26 @@ def markdown(runs: list[dict[str, Any]], slopes: dict[str, float | None], fit_fr
     return "\n".join(lines) + "\n"
 
 
-def stages_alone(vectors: str, sizes: list[int], layer: int = -1) -> list[dict[str, Any]]:
+def stages_alone(
+    vectors: str, sizes: list[int], layer: int = -1, fit_max: int | None = None
+) -> list[dict[str, Any]]:
     """The heavy analysis stages alone, in this process, on ``sizes`` rows (a seeded subsample)
     of one layer of a stored sentence-vector file (``results/embeddings/<model>/
     sentences_mean.npy``): k-NN as the knn stage runs it (default settings), t-SNE and UMAP as
-    the project stage runs them."""
+    the project stage runs them, and t-SNE of every point (no sample) beside the default's,
+    each with the share of nearest neighbours its map keeps (``fit_max``: the sample size, by
+    default the schema's ``projection.sentences.tsne_fit_max``)."""
     import numpy as np
 
+    from bertlens.config import with_defaults
     from bertlens.neighbors import knn_search
     from bertlens.projection import tsne_2d, umap_2d
     from bertlens.stage import configure_threads
 
     threads = configure_threads(2)
+    projection = with_defaults({})["projection"]
+    tsne = {k: projection["tsne"][k] for k in ("perplexity", "seed", "refine_iter")}
+    fit_max = fit_max or projection["sentences"]["tsne_fit_max"]
     arr = np.load(vectors, mmap_mode="r")
     full = np.asarray(arr[layer], dtype=np.float32)
     order = np.random.default_rng(0).permutation(len(full))
@@ -212,10 +220,17 @@ def stages_alone(vectors: str, sizes: list[int], layer: int = -1) -> list[dict[s
         started = time.perf_counter()
         _, _, facts = knn_search(x, 10, threads=threads)
         row["knn"] = {"seconds": round(time.perf_counter() - started, 1), **facts}
-        for name, fn in (("tsne", tsne_2d), ("umap", umap_2d)):
+        for name, most in (("tsne", fit_max), ("tsne_whole", None)):
             started = time.perf_counter()
-            fn(x, 30, seed=42, threads=threads) if name == "tsne" else fn(x, threads=threads)
-            row[name] = {"seconds": round(time.perf_counter() - started, 1)}
+            _, facts = tsne_2d(x, **tsne, threads=threads, fit_max=most)
+            row[name] = {
+                "seconds": round(time.perf_counter() - started, 1),
+                "fitted_points": facts["fitted_points"],
+                "neighbors_kept": facts["neighbors_kept"]["share"],
+            }
+        started = time.perf_counter()
+        umap_2d(x, threads=threads)
+        row["umap"] = {"seconds": round(time.perf_counter() - started, 1)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

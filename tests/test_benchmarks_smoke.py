@@ -80,8 +80,11 @@ def test_heavy_stages_alone_smoke(tmp_path):
 
     rng = np.random.default_rng(0)
     np.save(tmp_path / "s.npy", rng.normal(size=(2, 300, 16)).astype(np.float32))
-    rows = stages_alone(str(tmp_path / "s.npy"), [120, 300])
+    rows = stages_alone(str(tmp_path / "s.npy"), [120, 300], fit_max=200)
     assert [r["rows"] for r in rows] == [120, 300]
     for r in rows:
         assert r["knn"]["method"] == "exact" and r["knn"]["seconds"] >= 0
         assert r["tsne"]["seconds"] > 0 and r["umap"]["seconds"] > 0
+        assert 0 < r["tsne"]["neighbors_kept"] <= 1 and 0 < r["tsne_whole"]["neighbors_kept"] <= 1
+    assert [r["tsne"]["fitted_points"] for r in rows] == [120, 200]
+    assert [r["tsne_whole"]["fitted_points"] for r in rows] == [120, 300]

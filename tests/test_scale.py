@@ -22,7 +22,7 @@ from bertlens.neighbors import (
     sentence_knn_all,
     unit_rows,
 )
-from bertlens.projection import tsne_2d, tsne_neighbors
+from bertlens.projection import neighbors_kept, tsne_2d, tsne_neighbors
 from bertlens.spread import SpreadMeter, degenerate_matrices, degenerate_report
 from bertlens.stage import UserError, configure_threads, usable_cpus
 
@@ -175,6 +175,20 @@ def test_tsne_neighbours_are_the_exact_ones_as_euclidean_distances_of_unit_rows(
     assert facts["neighbors"]["method"] == "exact"
     _, facts = tsne_2d(x, 10, seed=1, n_iter=100, metric="euclidean")
     assert facts["neighbors"]["method"].startswith("openTSNE's own")
+
+
+def test_neighbours_kept_is_one_for_the_data_itself_and_near_chance_for_noise():
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(3000, 2)).astype(np.float32)
+    x = np.hstack([xy, np.zeros((3000, 3), np.float32)])
+    same = neighbors_kept(x, xy, "euclidean", points=300)
+    assert same == {"share": 1.0, "k": 10, "points": 300}
+    noise = neighbors_kept(x, rng.normal(size=(3000, 2)), "euclidean", points=300)
+    assert noise["share"] < 0.05
+    # a sampled map says in its note how much neighbourhood it kept
+    coords, facts = tsne_2d(clustered(1200, 10, seed=5), 10, seed=1, n_iter=100, fit_max=400)
+    assert 0 < facts["neighbors_kept"]["share"] <= 1
+    assert f"keeps {facts['neighbors_kept']['share']:.0%} of the 10 nearest" in facts["note"]
 
 
 def test_rows_placed_through_an_inverted_index_find_their_nearest_fitted_rows():

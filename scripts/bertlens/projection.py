@@ -41,10 +41,10 @@ def tsne_2d(
     backend: str = "opentsne",
     threads: int = 1,
     fit_max: int | None = None,
-    refine_iter: int = 150,
+    refine_iter: int = 100,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """2-D t-SNE of ``x``; returns the coordinates and facts (KL divergence, seconds). With
-    openTSNE and more than ``fit_max`` points, the map is fitted on a seeded random sample of
+    """2-D t-SNE of ``x``; returns the coordinates and facts (KL divergence, the share of
+    nearest neighbours the map keeps (:func:`neighbors_kept`), seconds). With openTSNE and more than ``fit_max`` points, the map is fitted on a seeded random sample of
     ``fit_max`` points, the rest are placed into it and (cosine) every point is then optimised
     for ``refine_iter`` iterations (:func:`_opentsne`)."""
     check_perplexity(perplexity, len(x), f"{len(x)} x {x.shape[1]} matrix")
@@ -78,6 +78,7 @@ def tsne_2d(
         fit["kl_divergence"] = float(model.kl_divergence_)
     else:
         raise UserError(f"unknown t-SNE backend '{backend}'; use opentsne or sklearn")
+    kept = neighbors_kept(x, coords, metric, seed=seed)
     facts = {
         "backend": backend,
         "perplexity": perplexity,
@@ -87,11 +88,44 @@ def tsne_2d(
         "n_iter": n_iter,
         "points": len(x),
         **fit,
+        "neighbors_kept": kept,
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if "note" in facts:
+        facts["note"] += (
+            f"; the map keeps {kept['share']:.0%} of the {kept['k']} nearest neighbours of "
+            f"{kept['points']:,} sampled points"
+        )
     kl, seconds = facts["kl_divergence"], facts["seconds"]
     log.info("t-SNE (%s) of %d points: KL %.4f in %.1f s", backend, len(x), kl, seconds)
     return coords, facts
+
+
+def neighbors_kept(
+    x: np.ndarray, coords: np.ndarray, metric: str, k: int = 10, points: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """How much of each point's neighbourhood a 2-D map keeps: over a seeded sample of
+    ``points`` rows, the mean share of their ``k`` nearest rows of ``x`` (exact search; ``x``
+    holds unit rows for cosine) that are also among their ``k`` nearest in ``coords``."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    k = min(k, len(x) - 1)
+    rows = sample_rows(len(x), points, seed)
+    space = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    high = faiss.knn(np.ascontiguousarray(x[rows]), np.ascontiguousarray(x), k + 1, metric=space)
+    flat = np.ascontiguousarray(coords, dtype=np.float32)
+    low = faiss.knn(flat[rows], flat, k + 1, metric=faiss.METRIC_L2)
+    kept = [
+        len(set(_others(h, r, k)) & set(_others(lo, r, k))) / k
+        for r, h, lo in zip(rows, high[1], low[1], strict=True)
+    ]
+    return {"share": round(float(np.mean(kept)), 4), "k": k, "points": len(rows)}
+
+
+def _others(found: np.ndarray, row: int, k: int) -> list[int]:
+    """The first ``k`` of ``found`` other than ``row`` itself."""
+    return [int(i) for i in found if i != row][:k]
 
 
 # A slightly coarser FFT grid than openTSNE's default (1 interval per unit, at least 50):
