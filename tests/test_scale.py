@@ -103,6 +103,17 @@ def test_approximate_search_reaches_its_recall_and_is_deterministic():
     np.testing.assert_array_equal(dist, again[1])
 
 
+def test_rows_the_probed_lists_cannot_fill_are_searched_again():
+    # k near the mean list size: with one list scanned many rows fall short of k neighbours
+    x = clustered(20000, 16, seed=7)
+    idx, dist, facts = knn_search(x, 120, "approximate", recall_target=0.5, seed=0)
+    assert facts["index"].endswith("nprobe 1")
+    assert (idx >= 0).all() and (idx != np.arange(20000)[:, None]).all()
+    assert (np.diff(dist, axis=1) >= 0).all()
+    rows = np.arange(0, 20000, 97)
+    assert recall_at_k(dist[rows], knn_cosine(x, 120, rows=rows)[1]) >= 0.5
+
+
 def test_auto_is_exact_below_the_threshold_and_approximate_above():
     x = clustered(4000, 16)
     _, _, small = knn_search(x, 5, "auto", exact_max=4000)

@@ -292,9 +292,17 @@ def _without_self(
 
 def _faiss_search(index, xn: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """k nearest of every row (itself excluded); rows the probed lists could not fill are
-    searched exactly."""
+    searched again scanning 4 times as many lists, as long as that leaves some unfilled and
+    less than an eighth of the lists is scanned, and then exactly. (At 300,000 x 384 with k=90
+    and 1 list of 548 scanned, 1,000-2,300 rows fell short; exact search of them took 14-22 s.)"""
     idx, dist = _without_self(*index.search(xn, k + 1), np.arange(len(xn)), k)
     short = np.flatnonzero((idx < 0).any(axis=1))
+    nprobe = index.nprobe
+    while short.size and index.nprobe * 4 * EXACT_SHARE <= index.nlist:
+        index.nprobe *= 4
+        idx[short], dist[short] = _without_self(*index.search(xn[short], k + 1), short, k)
+        short = short[(idx[short] < 0).any(axis=1)]
+    index.nprobe = nprobe
     if short.size:
         idx[short], dist[short] = knn_cosine(xn, k, rows=short)
     return idx.astype(np.int32), dist
