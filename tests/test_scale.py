@@ -202,6 +202,17 @@ def test_neighbours_kept_is_one_for_the_data_itself_and_near_chance_for_noise():
     assert f"keeps {facts['neighbors_kept']['share']:.0%} of the 10 nearest" in facts["note"]
 
 
+def test_sampled_tsne_of_messy_rows_stays_finite():
+    # a user's corpus: the same sentence many times over and rows whose vectors are all zero
+    x = clustered(1500, 12, seed=3)
+    x[100:400] = x[100]
+    x[500:520] = 0.0
+    coords, facts = tsne_2d(x, 10, seed=2, n_iter=100, fit_max=500)
+    assert coords.shape == (1500, 2) and np.isfinite(coords).all()
+    assert facts["fitted_points"] == 500 and np.isfinite(facts["kl_divergence"])
+    assert np.ptp(coords[100:400], axis=0).max() < np.ptp(coords, axis=0).max() / 4
+
+
 def test_rows_placed_through_an_inverted_index_find_their_nearest_fitted_rows():
     x = unit_rows(clustered(3000, 16, seed=4))
     base, queries = x[:2000], x[2000:]

@@ -176,12 +176,7 @@ def approximate_knn(
     power of two whose recall@k on ``queries`` random rows reaches ``recall_target``, found on
     those rows alone; then every row is searched once with it. A found neighbour counts as right
     when it is at least as near as the exact k-th neighbour, so ties count as found."""
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it picked
-    import faiss
-
-    if threads:
-        faiss.omp_set_num_threads(threads)
-
+    faiss = load_faiss(threads)
     started = time.perf_counter()
     n, dim = xn.shape
     check_k(k, n - 1)
@@ -229,11 +224,21 @@ def approximate_knn(
     return idx, dist, facts
 
 
+def load_faiss(threads: int | None = None):
+    """The faiss module, quiet about which SIMD build it picked, using ``threads`` OpenMP
+    threads when given."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    return faiss
+
+
 def _ivf_index(xn: np.ndarray, seed: int):
     """A faiss inverted-file index (inner product) of the unit rows ``xn``: about sqrt(n)
     k-means lists, trained (seeded) on 64 rows per list."""
-    import faiss
-
+    faiss = load_faiss()
     n, dim = xn.shape
     nlist = max(1, int(round(np.sqrt(n))))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -258,11 +263,7 @@ def knn_between(
     ``queries`` (inner product, nearest first): exact up to ``exact_max`` base rows, else a
     faiss IVF index scanning ``nprobe`` of its sqrt(n) lists (a query whose scanned lists
     hold fewer than ``k`` rows gets exact search)."""
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-    import faiss
-
-    if threads:
-        faiss.omp_set_num_threads(threads)
+    faiss = load_faiss(threads)
     base = np.ascontiguousarray(base, dtype=np.float32)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if len(base) <= exact_max:

@@ -107,9 +107,9 @@ def neighbors_kept(
     """How much of each point's neighbourhood a 2-D map keeps: over a seeded sample of
     ``points`` rows, the mean share of their ``k`` nearest rows of ``x`` (exact search; ``x``
     holds unit rows for cosine) that are also among their ``k`` nearest in ``coords``."""
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-    import faiss
+    from .neighbors import load_faiss
 
+    faiss = load_faiss()
     k = min(k, len(x) - 1)
     rows = sample_rows(len(x), points, seed)
     space = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
