@@ -134,6 +134,7 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
                 "gemm_flops_per_s": gemm_flops(),
             }
         )
+    workers = facts["workers"]
     lengths = tokens["length"].clip(upper=128).to_numpy()
     shapes = [(len(b), int(lengths[b].max())) for b in length_sorted_batches(lengths, batch_size)]
     flops = bert_forward_flops(model.config, shapes)
@@ -155,7 +156,9 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
         "sentence_transformers_seconds": med("st"),
         "speedup_vs_notebook": med_ratio(lambda r: r["notebook"] / r["ours"]),
         "speedup_vs_sentence_transformers": med_ratio(lambda r: r["st"] / r["ours"]),
-        "ours_produces": "CLS, mean and pooler vectors of all 7 hidden states (embeddings + 6 layers)",
+        "ours_produces": "CLS, mean and pooler vectors of all 7 hidden states (embeddings + 6 "
+        f"layers), {workers} batch(es) of {batch_size} at a time with "
+        f"{'one torch thread each' if workers > 1 else 'every torch thread'}",
         "notebook_produces": "seed 000: last-layer CLS only, batch 16 in corpus order padded to "
         "its longest sentence, no_grad",
         "sentence_transformers_produces": "last-layer mean only, its default batch of 32",

@@ -94,3 +94,38 @@ def test_failed_encoding_leaves_no_output(minilm, tmp_path):
     with pytest.raises(IndexError):
         sentence_embeddings(model, bad, tokenizer.pad_token_id, 4, ["cls", "mean"], paths)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path):
+    """Two batches at a time, one torch thread each: identical vectors from run to run, within
+    1e-5 of one batch at a time on all threads (BLAS splits the sums differently), and torch's
+    thread count is given back."""
+    model, tokenizer = minilm
+    ids = list(tokenize_texts(tokenizer, sentences, max_length=128)["input_ids"])
+    threads = torch.get_num_threads()
+    runs = {}
+    for name, workers in (("one", 1), ("two", 2), ("two_again", 2)):
+        paths = {p: str(tmp_path / f"{name}_{p}.npy") for p in ("cls", "mean", "pooler")}
+        facts = sentence_embeddings(
+            model, ids, tokenizer.pad_token_id, 4, ["cls", "mean", "pooler"], paths, workers=workers
+        )
+        assert facts["workers"] == workers
+        runs[name] = {p: np.load(paths[p]) for p in paths}
+    assert torch.get_num_threads() == threads
+    for p in ("cls", "mean", "pooler"):
+        assert np.array_equal(runs["two"][p], runs["two_again"][p])
+        assert np.abs(runs["two"][p] - runs["one"][p]).max() < 1e-5
+
+
+def test_failure_in_a_worker_thread_stops_the_stage(minilm, sentences, tmp_path):
+    model, tokenizer = minilm
+    ids = list(tokenize_texts(tokenizer, sentences, max_length=128)["input_ids"])
+    ids[-1] = np.asarray([101, 999999, 102])  # id beyond the vocabulary, in a late batch
+    paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
+    threads = torch.get_num_threads()
+    with pytest.raises(IndexError):
+        sentence_embeddings(
+            model, ids, tokenizer.pad_token_id, 2, ["cls", "mean"], paths, workers=2
+        )
+    assert list(tmp_path.iterdir()) == []
+    assert torch.get_num_threads() == threads

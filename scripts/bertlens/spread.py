@@ -9,6 +9,7 @@ numpy only: the projection and neighbour stages read this without torch.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,13 @@ class SpreadMeter:
     ``spread = 1 - |mean of the unit rows|^2``, 0 when every row points the same way (the [CLS]
     vector at layer 0 is the [CLS] token's embedding, identical for every sentence) and close to
     1 for rows spread evenly. Cosine neighbours, t-SNE and PCA of a matrix with (almost) no
-    spread have nothing to show. Non-finite values stop the stage."""
+    spread have nothing to show. Non-finite values stop the stage. Batches may be added from
+    several threads at once."""
 
     def __init__(self, layers: int, hidden: int):
         self.sums = np.zeros((layers, hidden), dtype=np.float64)
         self.nonzero = np.zeros(layers, dtype=np.int64)
+        self.lock = threading.Lock()
 
     def add(self, block: np.ndarray, what: str, rows: np.ndarray) -> None:
         """``block`` (layers, rows, hidden); ``what`` and ``rows`` name it in an error."""
@@ -39,8 +42,11 @@ class SpreadMeter:
             )
         norms = np.linalg.norm(block, axis=-1, keepdims=True)
         unit = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
-        self.sums += unit.sum(axis=1, dtype=np.float64)
-        self.nonzero += (norms[..., 0] > 0).sum(axis=1)
+        sums = unit.sum(axis=1, dtype=np.float64)
+        nonzero = (norms[..., 0] > 0).sum(axis=1)
+        with self.lock:
+            self.sums += sums
+            self.nonzero += nonzero
 
     def spread(self) -> list[float]:
         mean = self.sums / np.maximum(self.nonzero, 1)[:, None]
