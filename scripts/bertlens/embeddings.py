@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,13 +83,13 @@ def encode(
     return result
 
 
-def map_batches(fn: Callable[[np.ndarray], Any], batches: Iterator[np.ndarray], workers: int):
+def map_batches(fn: Callable[[np.ndarray], Any], batches: Iterable[np.ndarray], workers: int):
     """``fn`` over ``batches``, results in order. With ``workers`` > 1 that many threads each run
-    whole batches with one torch thread apiece (restored after): on a 2-core CPU this is 1.1x
-    faster than one batch at a time on 2 torch threads, because the Python between kernels (the
-    model's forward, pooling, writing) of one batch overlaps the matrix products of the other,
-    and small matrix products run no slower on one thread. A batch's vectors do not depend on
-    the thread that ran it."""
+    whole batches with one torch thread apiece (restored after). On 2 cores this encodes 7%
+    faster than one batch at a time on 2 torch threads (MiniLM, 1.39x sentence-transformers
+    against 1.30x): the Python between kernels (the model's forward, pooling, writing) of one
+    batch overlaps the matrix products of the other, and small matrix products run as fast on
+    one thread. A batch's vectors do not depend on the thread that ran it."""
     if workers <= 1:
         yield from map(fn, batches)
         return
@@ -186,7 +186,7 @@ def sentence_embeddings(
                 meters[how].add(block, how, batch)
                 writers[how].write(block, batch)
 
-        for b, _ in enumerate(map_batches(encode_batch, iter(batches), workers)):
+        for b, _ in enumerate(map_batches(encode_batch, batches, workers)):
             if b % 20 == 0:
                 done = min((b + 1) * batch_size, len(ids))
                 elapsed = time.perf_counter() - started
