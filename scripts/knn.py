@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from bertlens.io import (
+    StoredLayers,
     atomic_path,
     read_json,
     write_html_table,
@@ -41,7 +42,7 @@ def main(sm):
     vocab = np.load(sm.input.vocab, mmap_mode="r")
     idx, dist, vocab_facts = search(np.asarray(vocab, dtype=np.float32), k)
     save_npz(sm.output.vocab_knn, {"idx": idx, "dist": dist, "k": np.asarray(k)})
-    arrays = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in POOLINGS}
+    arrays = {p: StoredLayers(sm.input[f"sent_{p}"]) for p in POOLINGS}
     rows = {f"model '{sm.wildcards.model}'": arrays["mean"].shape[1]}
     check_rows_for_analysis(rows, None, k)  # says how many corpus rows k needs
     skip = degenerate_matrices(read_json(sm.input.facts))

@@ -4,8 +4,14 @@ import numpy as np
 
 from bertlens.config import resolve_layers
 from bertlens.corpus import read_corpus
-from bertlens.embeddings import load_sentence_layer
-from bertlens.io import read_json, read_table, write_json, write_sidecar, write_table
+from bertlens.io import (
+    StoredLayers,
+    read_json,
+    read_table,
+    write_json,
+    write_sidecar,
+    write_table,
+)
 from bertlens.models import pooler_error
 from bertlens.modelstage import check_rows_for_analysis
 from bertlens.projection import long_table, project, select_vocab
@@ -44,18 +50,17 @@ def sentences(sm):
     meta["length"] = tokens["length"].to_numpy()
     parts, facts = [], {}
     for pooling in target["poolings"]:
-        path = sm.input[f"sent_{pooling}"]
+        stored = StoredLayers(sm.input[f"sent_{pooling}"])
+        if len(stored) == 0:  # a hub model without a pooler (others are refused up front)
+            raise pooler_error(
+                sm.wildcards.model, ["projection.sentences.poolings"], "its checkpoint has none"
+            )
         for layer in [0] if pooling == "pooler" else layers:
-            x = load_sentence_layer(path, layer)
-            if x.size == 0:  # a hub model without a pooler (others are refused up front)
-                raise pooler_error(
-                    sm.wildcards.model, ["projection.sentences.poolings"], "its checkpoint has none"
-                )
             if (pooling, layer) in skip:
                 facts[f"{pooling}/layer{layer}"] = {"skipped": skip[(pooling, layer)]}
                 continue
             coords, f = project(
-                x,
+                stored[layer],
                 target["methods"],
                 sm.params.tsne,
                 sm.threads,

@@ -311,3 +311,29 @@ def test_isotropic_vectors_fall_back_to_exact_search():
     idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95)
     assert facts["method"] == "exact" and "exact search was cheaper" in facts["note"]
     np.testing.assert_array_equal(idx, knn_cosine(x, 10)[0])
+
+
+def test_stored_layers_read_one_layer_and_leave_nothing_mapped(tmp_path):
+    """Each layer comes from the file as stored, and the file is not left memory-mapped (a
+    mapping kept open counts every page read as the process's memory)."""
+    from bertlens.io import StoredLayers
+
+    arr = np.random.default_rng(0).normal(size=(3, 50, 8)).astype(np.float32)
+    path = tmp_path / "sentences_mean.npy"
+    np.save(path, arr)
+    stored = StoredLayers(path)
+    assert len(stored) == 3 and stored.shape == (3, 50, 8)
+    for layer in range(3):
+        x = stored[layer]
+        assert x.dtype == np.float32 and x.flags.writeable
+        assert np.array_equal(x, arr[layer])
+    with pytest.raises(IndexError):
+        stored[3]
+    with pytest.raises(IndexError):
+        stored[-1]
+    if os.path.exists("/proc/self/maps"):
+        with open("/proc/self/maps") as fh:
+            assert str(path) not in fh.read()
+    empty = tmp_path / "sentences_pooler.npy"  # a model without a pooler: 0 layers
+    np.save(empty, np.zeros((0, 50, 8), dtype=np.float32))
+    assert len(StoredLayers(empty)) == 0

@@ -245,9 +245,3 @@ def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: 
         "hidden_size": weight.shape[1],
         "tokens_seen_in_corpus": int((freq > 0).sum()),
     }
-
-
-def load_sentence_layer(path: str | Path, layer: int) -> np.ndarray:
-    """One layer of a stored sentence-embedding file, read through a memory map."""
-    arr = np.load(path, mmap_mode="r")
-    return np.asarray(arr[layer], dtype=np.float32)
