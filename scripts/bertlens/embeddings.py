@@ -192,6 +192,7 @@ def sentence_embeddings(
                 elapsed = time.perf_counter() - started
                 log.info("encoded %d/%d sentences (%.1f s)", done, len(ids), elapsed)
     elapsed = time.perf_counter() - started
+    tokens = int(lengths.sum())
     padded = sum(len(batch) * int(lengths[batch].max()) for batch in batches)
     skipped = [p for p in poolings if p not in wanted]
     if skipped:
@@ -206,8 +207,8 @@ def sentence_embeddings(
         "hidden_size": hidden,
         "poolings": wanted,
         "skipped_poolings": skipped,
-        "tokens": int(lengths.sum()),
-        "padding_share": round(1 - int(lengths.sum()) / max(padded, 1), 4),
+        "tokens": tokens,
+        "padding_share": round(1 - tokens / max(padded, 1), 4),
         "seconds": round(elapsed, 2),
         "sentences_per_second": round(len(ids) / max(elapsed, 1e-9), 1),
         "device": device,
