@@ -90,23 +90,51 @@ def test_heavy_tie_rows_mixed_with_normal_rows_match_brute_force():
 
 def test_approximate_search_reaches_its_recall_and_is_deterministic():
     x = clustered(6000, 32, seed=1)
-    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=2)
     assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
+    assert facts["index"].startswith("NN-descent") and facts["threads"] == 2
     # independent check on other queries
     rows = np.arange(0, 6000, 37)
     _, exact = knn_cosine(x, 10, rows=rows)
     assert recall_at_k(dist[rows], exact) >= 0.9
     assert (idx != np.arange(6000)[:, None]).all()  # never its own neighbour
     assert (np.diff(dist, axis=1) >= 0).all()
-    again = knn_search(x, 10, "approximate", recall_target=0.95, seed=3)
+    again = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=2)
     np.testing.assert_array_equal(idx, again[0])
     np.testing.assert_array_equal(dist, again[1])
+
+
+def test_approximate_search_of_duplicated_rows_finds_their_copies():
+    """Repeated sentences (one of them 300 times) have identical vectors: each copy's
+    neighbours are other copies at distance 0, never itself."""
+    x = clustered(6000, 32, seed=2)
+    x[1000:1300] = x[1000]
+    x[4000:4003] = x[4000]
+    idx, dist, facts = knn_search(x, 10, "approximate", seed=0, threads=2)
+    assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
+    for row in (1000, 1150, 1299):
+        assert set(idx[row]) <= set(range(1000, 1300)) - {row}
+        assert np.allclose(dist[row], 0, atol=1e-6)
+    assert set(idx[4001, :2]) == {4000, 4002} and np.allclose(dist[4001, :2], 0, atol=1e-6)
+    assert (idx != np.arange(6000)[:, None]).all()
+
+
+def test_nndescent_widens_its_graph_until_the_recall_is_reached_or_searches_exactly():
+    # random directions in 64 dimensions have no clusters: k + 1 neighbours per point are not
+    # enough for recall 0.95 (0.75-0.8 measured), so the graph is built again, wider
+    x = np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, threads=2)
+    assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
+    assert not facts["index"].endswith(" 11 neighbours per point")
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=1.0, threads=2)
+    assert facts["method"] == "exact" and "exact search instead" in facts["note"]
+    np.testing.assert_array_equal(idx, knn_cosine(x, 10)[0])
 
 
 def test_rows_the_probed_lists_cannot_fill_are_searched_again():
     # k near the mean list size: with one list scanned many rows fall short of k neighbours
     x = clustered(20000, 16, seed=7)
-    idx, dist, facts = knn_search(x, 120, "approximate", recall_target=0.5, seed=0)
+    idx, dist, facts = knn_search(x, 120, "approximate", recall_target=0.5, seed=0, index="ivf")
     assert facts["index"].endswith("nprobe 1")
     assert (idx >= 0).all() and (idx != np.arange(20000)[:, None]).all()
     assert (np.diff(dist, axis=1) >= 0).all()
@@ -304,11 +332,11 @@ def test_growth_exponents_fit_log_log_slopes():
     assert "| knn | 25.0 / 100 | 400.0 / 100 | 6400.0 / 100 | 2.00 |" in table
 
 
-def test_isotropic_vectors_fall_back_to_exact_search():
+def test_isotropic_vectors_fall_back_to_exact_search_in_an_inverted_file():
     # random directions in 64 dimensions have no clusters: an inverted file must scan most of
     # its lists to find the neighbours, which costs more than exact search
     x = np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32)
-    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, index="ivf")
     assert facts["method"] == "exact" and "exact search was cheaper" in facts["note"]
     np.testing.assert_array_equal(idx, knn_cosine(x, 10)[0])
 

@@ -32,6 +32,7 @@ def large_run(tmp_path_factory, tiny_model):
     # a random tiny BERT's CLS barely varies at its last layer either (spread 8.6e-6): lower the
     # threshold so that only layer 0, where every sentence has the very same vector, is skipped
     cfg["embeddings"] = {"min_spread": 1e-6}
+    cfg["explore"] = {"knn": {"exact_max": 5000}}  # NN-descent in the real stage
     cfg["projection"] = {
         "vocab": {"max_points": 300, "methods": ["pca"]},
         "sentences": {"layers": [0, "last"], "poolings": ["cls"], "methods": ["tsne", "pca"]},
@@ -65,7 +66,13 @@ def test_degenerate_layer_is_found_once_and_skipped_everywhere(large_run):
     assert table["x"].std() > 1 and table["y"].std() > 1  # a map, not one point
 
     knn = json.loads((res / "neighbors/tiny-en/knn.json").read_text())
-    assert "skipped" in knn["cls/layer0"] and knn["cls/layer2"]["method"] == "exact"
-    assert "same for every sentence" in (res / "neighbors/tiny-en/knn.html").read_text()
+    assert "skipped" in knn["cls/layer0"]
+    searched = [f for f in knn.values() if "method" in f and f["points"] == ROWS]
+    assert len(searched) == 6  # cls at layers 1-2, mean at 0-2, the pooler
+    for f in searched:
+        assert f["method"] == "approximate", f
+        assert f["recall_at_k"] >= 0.95 and f["index"].startswith("NN-descent")
+    page = (res / "neighbors/tiny-en/knn.html").read_text()
+    assert "same for every sentence" in page and "NN-descent (pynndescent)" in page
     logs = "".join(p.read_text() for p in (res / "logs").rglob("*.log"))
     assert "divide by zero" not in logs and "invalid value" not in logs

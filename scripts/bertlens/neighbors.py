@@ -3,17 +3,22 @@ models, and the probe-token / probe-sentence neighbour tables.
 
 Everything here is computed by the pipeline; the explorer pages only look the results up.
 
-k-NN is exact: rows are normalised to unit length (an all-zero row stays zero, so its cosine
+Exact k-NN (``knn_cosine``): rows are normalised to unit length (an all-zero row stays zero, so its cosine
 similarity to everything is 0 and its distance 1), similarities come from float32 matrix products
 in blocks of rows, and each row's top k is found without sorting the whole row: the k-th largest
 similarity among a fixed, evenly spaced subset of columns is a lower bound of the row's true k-th
 largest, so only the columns at or above it can be neighbours; those few candidates are then
 ordered exactly. Ties are broken by the smaller index, so the result is deterministic. A row is
 never its own neighbour (``exclude_self``); an identical duplicate of it is (at distance 0).
+
+Above a size, ``knn_search`` finds them approximately (pynndescent's NN-descent graph, or a faiss
+inverted-file index for the many neighbours t-SNE needs), with recall@k against exact search
+measured on a sample of queries.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -148,11 +153,14 @@ def knn_search(
     recall_target: float = 0.95,
     seed: int = 0,
     threads: int | None = None,
+    index: str = "nndescent",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """k-NN (cosine, self excluded) of every row of ``x``: exact up to ``exact_max`` rows (or
-    always, ``method="exact"``), else approximate through a faiss inverted-file index whose
-    recall@k, measured against exact search on a sample of queries, is raised to at least
-    ``recall_target`` by probing more lists (faiss uses ``threads`` OpenMP threads). Returns
+    always, ``method="exact"``), else approximate, with ``threads`` threads, through ``index``:
+    ``"nndescent"`` (:func:`nndescent_knn`; its work per row hardly grows with the rows) or
+    ``"ivf"`` (:func:`ivf_knn`; faster for large k, but its work per row grows as sqrt(rows)).
+    Either one measures its recall@k against exact search on a sample of queries, raises it to
+    at least ``recall_target``, and falls back to exact search where that costs more. Returns
     (indices, distances, facts)."""
     n = len(x)
     if method == "exact" or (method == "auto" and n <= exact_max):
@@ -160,10 +168,121 @@ def knn_search(
         idx, dist = knn_cosine(x, k)
         seconds = round(time.perf_counter() - started, 2)
         return idx, dist, {"method": "exact", "points": n, "recall_at_k": 1.0, "seconds": seconds}
-    return approximate_knn(unit_rows(x), k, recall_target, seed, threads=threads)
+    approximate = {"nndescent": nndescent_knn, "ivf": ivf_knn}[index]
+    return approximate(unit_rows(x), k, recall_target, seed, threads=threads)
 
 
-def approximate_knn(
+def nndescent_knn(
+    xn: np.ndarray,
+    k: int,
+    recall_target: float,
+    seed: int,
+    queries: int = 500,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Approximate k-NN of the unit rows ``xn`` from pynndescent's nearest-neighbour graph
+    (NN-descent on random-projection-tree candidates, inner product, seeded): work about
+    linear in the rows for a given k. The graph first holds k + 1 neighbours per row (the
+    row itself among them); while its recall@k on ``queries`` random rows is below
+    ``recall_target`` it is built again holding twice as many (at most 4 (k + 1)), then exact
+    search is used. The result is the same for the same seed and ``threads`` (pynndescent's
+    parallel updates depend on how the rows are split between threads). A found neighbour
+    counts as right when it is at least as near as the exact k-th neighbour."""
+    n = len(xn)
+    check_k(k, n - 1)
+    _nndescent_compiled()
+    started = time.perf_counter()
+    sample, exact = _exact_sample(xn, k, queries, seed, threads)
+    for width in (k + 1, 2 * (k + 1), 4 * (k + 1)):
+        graph = _nndescent_graph(xn, min(width, n), seed, threads)
+        recall = recall_at_k(_graph_rows(graph, sample, k)[1], exact)
+        if recall >= recall_target:
+            break
+    else:
+        note = (
+            f"NN-descent reached recall {recall:.3f} only, with {width} neighbours per point: "
+            "exact search instead"
+        )
+        return _exact_instead(xn, k, started, note)
+    idx, dist = _graph_rows(graph, np.arange(n), k)
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if short.size:
+        idx[short], dist[short] = knn_cosine(xn, k, rows=short)
+    facts = {
+        "method": "approximate",
+        "index": f"NN-descent (pynndescent), {width} neighbours per point",
+        "points": n,
+        "recall_at_k": round(recall, 4),
+        "recall_queries": len(sample),
+        "recall_target": recall_target,
+        "threads": threads,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("approximate k-NN of %d x %d: %s", n, xn.shape[1], facts)
+    return idx.astype(np.int32), dist, facts
+
+
+def _nndescent_graph(
+    xn: np.ndarray, width: int, seed: int, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """pynndescent's graph of the unit rows ``xn``: (indices, 1 - inner products), ``width``
+    per row, nearest first."""
+    from pynndescent import NNDescent
+
+    index = NNDescent(
+        xn, metric="dot", n_neighbors=width, random_state=seed, n_jobs=threads, low_memory=True
+    )
+    return index.neighbor_graph
+
+
+def _graph_rows(
+    graph: tuple[np.ndarray, np.ndarray], rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of each of ``rows`` in a pynndescent graph (itself excluded):
+    (indices, cosine distances); a row the graph could not fill has -1 among its indices."""
+    idx, dist = graph
+    return _without_self(1.0 - dist[rows, : k + 1], idx[rows, : k + 1], rows, k)
+
+
+@functools.cache
+def _nndescent_compiled() -> None:
+    """Compile pynndescent's functions once per process (numba; about 17 s on 2 cores), on a
+    small matrix, so that the time of the first real search is its own."""
+    started = time.perf_counter()
+    rows = np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float32)
+    _nndescent_graph(unit_rows(rows), 11, 0, None)
+    log.info("pynndescent compiled in %.1f s", time.perf_counter() - started)
+
+
+def _exact_sample(
+    xn: np.ndarray, k: int, queries: int, seed: int, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``queries`` random rows of ``xn`` (seeded) and their exact k nearest distances (self
+    excluded): the yardstick of an approximate search's recall."""
+    faiss = load_faiss(threads)
+    sample = sample_rows(len(xn), queries, seed)
+    sim, idx = faiss.knn(xn[sample], xn, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    return sample, _without_self(sim, idx, sample, k)[1]
+
+
+def _exact_instead(
+    xn: np.ndarray, k: int, started: float, note: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Exact k-NN of the unit rows ``xn`` where an approximate search would cost more, with
+    ``note`` saying why."""
+    log.info("%s", note)
+    idx, dist = knn_cosine(xn, k)
+    facts = {
+        "method": "exact",
+        "points": len(xn),
+        "recall_at_k": 1.0,
+        "seconds": round(time.perf_counter() - started, 2),
+        "note": note,
+    }
+    return idx, dist, facts
+
+
+def ivf_knn(
     xn: np.ndarray,
     k: int,
     recall_target: float,
@@ -176,15 +295,13 @@ def approximate_knn(
     power of two whose recall@k on ``queries`` random rows reaches ``recall_target``, found on
     those rows alone; then every row is searched once with it. A found neighbour counts as right
     when it is at least as near as the exact k-th neighbour, so ties count as found."""
-    faiss = load_faiss(threads)
+    load_faiss(threads)
     started = time.perf_counter()
     n, dim = xn.shape
     check_k(k, n - 1)
     index = _ivf_index(xn, seed)
     nlist = index.nlist
-    sample = sample_rows(n, queries, seed)
-    sim, idx = faiss.knn(xn[sample], xn, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
-    exact = _without_self(sim, idx, sample, k)[1]
+    sample, exact = _exact_sample(xn, k, queries, seed, threads)
     nprobe = 1
     while True:
         index.nprobe = nprobe
@@ -196,20 +313,11 @@ def approximate_knn(
     if nprobe * EXACT_SHARE > nlist:
         # Scanning this share of the lists costs about what exact search (matrix products at
         # BLAS speed) does; a matrix of isotropic vectors (a vocabulary) needs it.
-        log.info("approximate search needs %d of %d lists: exact search instead", nprobe, nlist)
-        idx, dist = knn_cosine(xn, k)
-        return (
-            idx,
-            dist,
-            {
-                "method": "exact",
-                "points": n,
-                "recall_at_k": 1.0,
-                "seconds": round(time.perf_counter() - started, 2),
-                "note": f"an approximate index reached recall {recall:.3f} only when scanning "
-                f"{nprobe} of its {nlist} lists: exact search was cheaper",
-            },
+        note = (
+            f"an approximate index reached recall {recall:.3f} only when scanning {nprobe} of "
+            f"its {nlist} lists: exact search was cheaper"
         )
+        return _exact_instead(xn, k, started, note)
     idx, dist = _faiss_search(index, xn, k)
     facts = {
         "method": "approximate",
