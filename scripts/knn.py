@@ -55,7 +55,7 @@ def main(sm):
         knn_summary(facts),
         title=f"k-NN search: {sm.wildcards.model}",
         note=f"How the {k} nearest neighbours (cosine) of every token and sentence vector were "
-        "found: exact search, or an approximate index whose recall@k against exact search was "
+        "found: exact search, or an approximate search whose recall@k against exact search was "
         "measured on a sample of queries; matrices whose vectors all point the same way are "
         "skipped.",
     )

@@ -92,7 +92,7 @@ def test_approximate_search_reaches_its_recall_and_is_deterministic():
     x = clustered(6000, 32, seed=1)
     idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=2)
     assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
-    assert facts["index"].startswith("NN-descent") and facts["threads"] == 2
+    assert facts["index"].startswith("pynndescent NN-descent") and facts["threads"] == 2
     # independent check on other queries
     rows = np.arange(0, 6000, 37)
     _, exact = knn_cosine(x, 10, rows=rows)
@@ -140,6 +140,18 @@ def test_rows_the_probed_lists_cannot_fill_are_searched_again():
     assert (np.diff(dist, axis=1) >= 0).all()
     rows = np.arange(0, 20000, 97)
     assert recall_at_k(dist[rows], knn_cosine(x, 120, rows=rows)[1]) >= 0.5
+
+
+def test_search_in_list_order_gives_the_plain_search_result():
+    from bertlens.neighbors import _ivf_index, search_in_list_order, unit_rows
+
+    xn = unit_rows(clustered(5000, 16, seed=5))
+    index = _ivf_index(xn, seed=0)
+    index.nprobe = 2
+    sim, idx = search_in_list_order(index, xn[:3000], 12)
+    plain_sim, plain_idx = index.search(xn[:3000], 12)
+    np.testing.assert_array_equal(idx, plain_idx)
+    np.testing.assert_array_equal(sim, plain_sim)
 
 
 def test_auto_is_exact_below_the_threshold_and_approximate_above():

@@ -71,8 +71,8 @@ def test_degenerate_layer_is_found_once_and_skipped_everywhere(large_run):
     assert len(searched) == 6  # cls at layers 1-2, mean at 0-2, the pooler
     for f in searched:
         assert f["method"] == "approximate", f
-        assert f["recall_at_k"] >= 0.95 and f["index"].startswith("NN-descent")
+        assert f["recall_at_k"] >= 0.95 and f["index"].startswith("pynndescent NN-descent")
     page = (res / "neighbors/tiny-en/knn.html").read_text()
-    assert "same for every sentence" in page and "NN-descent (pynndescent)" in page
+    assert "same for every sentence" in page and "pynndescent NN-descent graph" in page
     logs = "".join(p.read_text() for p in (res / "logs").rglob("*.log"))
     assert "divide by zero" not in logs and "invalid value" not in logs
