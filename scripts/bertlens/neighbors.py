@@ -3,12 +3,12 @@ models, and the probe-token / probe-sentence neighbour tables.
 
 Everything here is computed by the pipeline; the explorer pages only look the results up.
 
-Exact k-NN (``knn_cosine``): rows are normalised to unit length (an all-zero row stays zero, so its cosine
-similarity to everything is 0 and its distance 1), similarities come from float32 matrix products
-in blocks of rows, and each row's top k is found without sorting the whole row: the k-th largest
-similarity among a fixed, evenly spaced subset of columns is a lower bound of the row's true k-th
-largest, so only the columns at or above it can be neighbours; those few candidates are then
-ordered exactly. Ties are broken by the smaller index, so the result is deterministic. A row is
+Exact k-NN (``knn_cosine``): rows are normalised to unit length (an all-zero row stays zero, so
+its cosine similarity to everything is 0 and its distance 1), similarities come from float32
+matrix products in blocks of rows, and each row's top k is found without sorting the whole row:
+the k-th largest similarity among a fixed, evenly spaced subset of columns is a lower bound of
+the row's true k-th largest, so only the columns at or above it can be neighbours; those few
+candidates are then ordered exactly. Ties are broken by the smaller index, so the result is deterministic. A row is
 never its own neighbour (``exclude_self``); an identical duplicate of it is (at distance 0).
 
 Above a size, ``knn_search`` finds them approximately (pynndescent's NN-descent graph, or a faiss
@@ -205,7 +205,9 @@ def nndescent_knn(
         )
         return _exact_instead(xn, k, started, note)
     idx, dist = _graph_rows(graph, np.arange(n), k)
-    short = np.flatnonzero((idx < 0).any(axis=1))
+    # pynndescent takes every pair at cosine <= 0 as infinitely far (and reports distance 1):
+    # rows it could not fill, or whose k-th neighbour is that far, are searched exactly
+    short = np.flatnonzero((idx < 0).any(axis=1) | (dist[:, -1] >= 1.0))
     if short.size:
         idx[short], dist[short] = knn_cosine(xn, k, rows=short)
     facts = {
