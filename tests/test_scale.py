@@ -26,6 +26,9 @@ from bertlens.projection import neighbors_kept, tsne_2d, tsne_neighbors
 from bertlens.spread import SpreadMeter, degenerate_matrices, degenerate_report
 from bertlens.stage import UserError, configure_threads, usable_cpus
 
+# NN-descent's numba threads: numba refuses more than the machine has
+THREADS = min(2, usable_cpus())
+
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -90,16 +93,16 @@ def test_heavy_tie_rows_mixed_with_normal_rows_match_brute_force():
 
 def test_approximate_search_reaches_its_recall_and_is_deterministic():
     x = clustered(6000, 32, seed=1)
-    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=2)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=THREADS)
     assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
-    assert facts["index"].startswith("pynndescent NN-descent") and facts["threads"] == 2
+    assert facts["index"].startswith("pynndescent NN-descent") and facts["threads"] == THREADS
     # independent check on other queries
     rows = np.arange(0, 6000, 37)
     _, exact = knn_cosine(x, 10, rows=rows)
     assert recall_at_k(dist[rows], exact) >= 0.9
     assert (idx != np.arange(6000)[:, None]).all()  # never its own neighbour
     assert (np.diff(dist, axis=1) >= 0).all()
-    again = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=2)
+    again = knn_search(x, 10, "approximate", recall_target=0.95, seed=3, threads=THREADS)
     np.testing.assert_array_equal(idx, again[0])
     np.testing.assert_array_equal(dist, again[1])
 
@@ -110,7 +113,7 @@ def test_approximate_search_of_duplicated_rows_finds_their_copies():
     x = clustered(6000, 32, seed=2)
     x[1000:1300] = x[1000]
     x[4000:4003] = x[4000]
-    idx, dist, facts = knn_search(x, 10, "approximate", seed=0, threads=2)
+    idx, dist, facts = knn_search(x, 10, "approximate", seed=0, threads=THREADS)
     assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
     for row in (1000, 1150, 1299):
         assert set(idx[row]) <= set(range(1000, 1300)) - {row}
@@ -125,7 +128,7 @@ def test_approximate_search_finds_rows_at_cosine_zero_exactly():
     index)."""
     x = clustered(6000, 32, seed=3)
     x[[10, 2000, 5999]] = 0.0
-    idx, dist, facts = knn_search(x, 10, "approximate", seed=0, threads=2)
+    idx, dist, facts = knn_search(x, 10, "approximate", seed=0, threads=THREADS)
     assert facts["method"] == "approximate"
     exact_idx, exact_dist = knn_cosine(x, 10, rows=[10, 2000, 5999])
     np.testing.assert_array_equal(idx[[10, 2000, 5999]], exact_idx)
@@ -133,14 +136,24 @@ def test_approximate_search_finds_rows_at_cosine_zero_exactly():
     assert np.allclose(dist[10], 1.0, atol=1e-6)
 
 
+def test_approximate_search_of_every_other_row_builds_at_most_n_minus_1_per_point(recwarn):
+    # k = n - 1: a graph of k + 1 = n per point cannot be filled (pynndescent warns); n - 1 per
+    # point leaves each row one short (recall 18/19), and the stage searches exactly
+    x = clustered(20, 8, seed=4)
+    idx, dist, facts = knn_search(x, 19, "approximate", threads=THREADS)
+    np.testing.assert_allclose(dist, knn_cosine(x, 19)[1], atol=1e-6)
+    assert "19 neighbours per point" in facts.get("index", facts.get("note", ""))
+    assert not [w for w in recwarn if "n_neighbors" in str(w.message)]
+
+
 def test_nndescent_widens_its_graph_until_the_recall_is_reached_or_searches_exactly():
     # random directions in 64 dimensions have no clusters: k + 1 neighbours per point are not
     # enough for recall 0.95 (0.59, then 0.93 with 22), so the graph is built again, wider
     x = np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32)
-    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, threads=2)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=0.95, threads=THREADS)
     assert facts["method"] == "approximate" and facts["recall_at_k"] >= 0.95
     assert not facts["index"].endswith(" 11 neighbours per point")
-    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=1.0, threads=2)
+    idx, dist, facts = knn_search(x, 10, "approximate", recall_target=1.0, threads=THREADS)
     assert facts["method"] == "exact" and "exact search instead" in facts["note"]
     np.testing.assert_array_equal(idx, knn_cosine(x, 10)[0])
 
