@@ -163,12 +163,8 @@ def knn_search(
     to at least ``recall_target``, else searches exactly (NN-descent: when 4 (k + 1) neighbours
     per point are not enough; IVF: when that would scan more than 1/8 of its lists). Returns
     (indices, distances, facts)."""
-    n = len(x)
-    if method == "exact" or (method == "auto" and n <= exact_max):
-        started = time.perf_counter()
-        idx, dist = knn_cosine(x, k)
-        seconds = round(time.perf_counter() - started, 2)
-        return idx, dist, {"method": "exact", "points": n, "recall_at_k": 1.0, "seconds": seconds}
+    if method == "exact" or (method == "auto" and len(x) <= exact_max):
+        return _exact_instead(x, k, time.perf_counter())
     approximate = {"nndescent": nndescent_knn, "ivf": ivf_knn}[index]
     return approximate(unit_rows(x), k, recall_target, seed, threads=threads)
 
@@ -212,18 +208,9 @@ def nndescent_knn(
     short = np.flatnonzero((idx < 0).any(axis=1) | (dist[:, -1] >= 1.0))
     if short.size:
         idx[short], dist[short] = knn_cosine(xn, k, rows=short)
-    facts = {
-        "method": "approximate",
-        "index": f"pynndescent NN-descent graph, {width} neighbours per point",
-        "points": n,
-        "recall_at_k": round(recall, 4),
-        "recall_queries": len(sample),
-        "recall_target": recall_target,
-        "threads": threads,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    log.info("approximate k-NN of %d x %d: %s", n, xn.shape[1], facts)
-    return idx.astype(np.int32), dist, facts
+    index = f"pynndescent NN-descent graph, {width} neighbours per point"
+    facts = _approximate_facts(index, xn, recall, sample, recall_target, started)
+    return idx.astype(np.int32), dist, {**facts, "threads": threads}
 
 
 def _nndescent_graph(
@@ -274,20 +261,39 @@ def _exact_sample(
 
 
 def _exact_instead(
-    xn: np.ndarray, k: int, started: float, note: str
+    x: np.ndarray, k: int, started: float, note: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Exact k-NN of the unit rows ``xn`` where an approximate search would cost more, with
-    ``note`` saying why."""
-    log.info("%s", note)
-    idx, dist = knn_cosine(xn, k)
+    """Exact k-NN of the rows ``x`` and its facts (seconds since ``started``); ``note`` says
+    why, where an approximate search was tried first."""
+    if note:
+        log.info("%s", note)
+    idx, dist = knn_cosine(x, k)
+    seconds = round(time.perf_counter() - started, 2)
+    facts = {"method": "exact", "points": len(x), "recall_at_k": 1.0, "seconds": seconds}
+    return idx, dist, {**facts, "note": note} if note else facts
+
+
+def _approximate_facts(
+    index: str,
+    xn: np.ndarray,
+    recall: float,
+    sample: np.ndarray,
+    recall_target: float,
+    started: float,
+) -> dict[str, Any]:
+    """What an approximate search of ``xn`` records: its index, the recall@k measured on the
+    ``sample`` queries, and its seconds since ``started``."""
     facts = {
-        "method": "exact",
+        "method": "approximate",
+        "index": index,
         "points": len(xn),
-        "recall_at_k": 1.0,
+        "recall_at_k": round(recall, 4),
+        "recall_queries": len(sample),
+        "recall_target": recall_target,
         "seconds": round(time.perf_counter() - started, 2),
-        "note": note,
     }
-    return idx, dist, facts
+    log.info("approximate k-NN of %d x %d: %s", len(xn), xn.shape[1], facts)
+    return facts
 
 
 def ivf_knn(
@@ -305,8 +311,7 @@ def ivf_knn(
     when it is at least as near as the exact k-th neighbour, so ties count as found."""
     load_faiss(threads)
     started = time.perf_counter()
-    n, dim = xn.shape
-    check_k(k, n - 1)
+    check_k(k, len(xn) - 1)
     index = _ivf_index(xn, seed)
     nlist = index.nlist
     sample, exact = _exact_sample(xn, k, queries, seed, threads)
@@ -327,17 +332,8 @@ def ivf_knn(
         )
         return _exact_instead(xn, k, started, note)
     idx, dist = _faiss_search(index, xn, k)
-    facts = {
-        "method": "approximate",
-        "index": f"faiss IndexIVFFlat, {nlist} lists, nprobe {nprobe}",
-        "points": n,
-        "recall_at_k": round(recall, 4),
-        "recall_queries": len(sample),
-        "recall_target": recall_target,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    log.info("approximate k-NN of %d x %d: %s", n, dim, facts)
-    return idx, dist, facts
+    index_name = f"faiss IndexIVFFlat, {nlist} lists, nprobe {nprobe}"
+    return idx, dist, _approximate_facts(index_name, xn, recall, sample, recall_target, started)
 
 
 def load_faiss(threads: int | None = None):
