@@ -614,7 +614,19 @@ def _run_job(job_file: str) -> int:
         if rank == 0:
             Path(job["error_file"]).write_text(str(err), encoding="utf-8")
         return 1
+    finally:
+        _end_process_group()
     return 0
+
+
+def _end_process_group() -> None:
+    """Destroy the process group the Trainer made, as torch asks at the end of a distributed
+    run: left to the interpreter's exit, its threads once aborted a rank after training had
+    finished ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
