@@ -47,6 +47,22 @@ def sentence_transformers_encode(
     return vecs, time.perf_counter() - start
 
 
+def sentence_transformers_padded_tokens(
+    token_lengths: Sequence[int], texts: Sequence[str], batch_size: int = 32
+) -> int:
+    """Tokens (pads included) that ``encode`` feeds the model: it sorts the texts by
+    descending character count, as ``BaseModel._input_length`` does for strings, and pads each
+    batch of ``batch_size`` to its longest sentence in tokens."""
+    lengths = np.asarray(token_lengths)
+    order = np.argsort([-len(t) for t in texts])
+    return int(
+        sum(
+            len(b) * lengths[b].max()
+            for b in np.split(order, range(batch_size, len(order), batch_size))
+        )
+    )
+
+
 def notebook_mlm_train(
     model,
     tokenizer,

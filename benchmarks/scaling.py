@@ -146,7 +146,7 @@ def plot(runs: list[dict[str, Any]], out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(9.5, 5.5))
     stages = sorted({s for r in runs for s in r["stages"]})
     styles = iter([(c, ls) for ls in ("-", "--", ":") for c in plt.get_cmap("tab10").colors])
     for stage in stages:
@@ -166,7 +166,7 @@ def plot(runs: list[dict[str, Any]], out_png: Path) -> None:
     ax.set_ylabel("stage wall time (s, all jobs of the rule)")
     ax.set_title("How each stage grows with the corpus (grey: stages under 10 s)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: hides no point
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)

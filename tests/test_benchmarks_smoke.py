@@ -22,6 +22,9 @@ def test_benchmark_smoke(tmp_path):
     assert res["mode"] == "smoke"
     for key in ("speedup_vs_notebook", "speedup_vs_sentence_transformers", "share_of_gemm"):
         assert res["extraction"][key] > 0
+    tokens = res["extraction"]["tokens"]
+    assert res["extraction"]["ours_padded_tokens"] >= tokens
+    assert res["extraction"]["sentence_transformers_padded_tokens"] >= tokens
     assert res["tsne"]["ours_kl"] > 0 and res["tsne"]["sklearn_kl"] > 0
     assert res["mlm"]["ours_tokens_per_second"] > 0
     assert res["mlm"]["ours"][0]["tokens"] == res["mlm"]["notebook"][0]["tokens"] or (
@@ -31,6 +34,16 @@ def test_benchmark_smoke(tmp_path):
     assert sizes == [40, 80]
     table = (tmp_path / "results.md").read_text()
     assert "| comparison | ours | theirs | ratio | goal |" in table
+
+
+def test_sentence_transformers_padding_follows_character_order():
+    """sentence-transformers batches by characters, so a short text with many tokens pads its
+    batch: "aaaa" (2 tokens) and "aa" (3 tokens) share a batch padded to 3, "a" (5 tokens) is
+    alone."""
+    from benchmarks.recipes import sentence_transformers_padded_tokens
+
+    assert sentence_transformers_padded_tokens([2, 5, 3], ["aaaa", "a", "aa"], batch_size=2) == 11
+    assert sentence_transformers_padded_tokens([2, 5, 3], ["aaaa", "a", "aa"], batch_size=1) == 10
 
 
 def test_benchmarks_read_a_real_corpus_file(tmp_path):
