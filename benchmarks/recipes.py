@@ -33,34 +33,35 @@ def notebook_extract(
     return np.concatenate(out)
 
 
+ST_BATCH_SIZE = 32  # sentence-transformers' default for ``encode``
+
+
 def sentence_transformers_encode(
-    model_dir: str, texts: Sequence[str], batch_size: int = 32
-) -> tuple[np.ndarray, float]:
+    model_dir: str, texts: Sequence[str], batch_size: int = ST_BATCH_SIZE
+) -> tuple[np.ndarray, float, int]:
     """sentence-transformers' ``encode`` on the same model (mean pooling of the last layer);
-    returns the vectors and the seconds ``encode`` took (model loading excluded)."""
+    returns the vectors, the seconds ``encode`` took (model loading excluded) and the token
+    length it truncates to (``max_seq_length``)."""
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(model_dir, device="cpu")
     st.encode(list(texts[:8]), batch_size=batch_size)  # warm-up
     start = time.perf_counter()
     vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
-    return vecs, time.perf_counter() - start
+    return vecs, time.perf_counter() - start, st.max_seq_length
 
 
 def sentence_transformers_padded_tokens(
-    token_lengths: Sequence[int], texts: Sequence[str], batch_size: int = 32
+    token_lengths: Sequence[int], texts: Sequence[str], batch_size: int = ST_BATCH_SIZE
 ) -> int:
-    """Tokens (pads included) that ``encode`` feeds the model: it sorts the texts by
-    descending character count, as ``BaseModel._input_length`` does for strings, and pads each
-    batch of ``batch_size`` to its longest sentence in tokens."""
+    """Tokens (pads included) that ``encode`` feeds the model, given each text's token length
+    after its truncation: it sorts the texts by descending character count, as
+    ``BaseModel._input_length`` does for strings, and pads each batch of ``batch_size`` to its
+    longest sentence in tokens."""
     lengths = np.asarray(token_lengths)
     order = np.argsort([-len(t) for t in texts])
-    return int(
-        sum(
-            len(b) * lengths[b].max()
-            for b in np.split(order, range(batch_size, len(order), batch_size))
-        )
-    )
+    batches = np.split(order, range(batch_size, len(order), batch_size))
+    return int(sum(len(b) * lengths[b].max() for b in batches if len(b)))
 
 
 def notebook_mlm_train(

@@ -24,7 +24,8 @@ def test_benchmark_smoke(tmp_path):
         assert res["extraction"][key] > 0
     tokens = res["extraction"]["tokens"]
     assert res["extraction"]["ours_padded_tokens"] >= tokens
-    assert res["extraction"]["sentence_transformers_padded_tokens"] >= tokens
+    st_tokens = res["extraction"]["sentence_transformers_tokens"]
+    assert res["extraction"]["sentence_transformers_padded_tokens"] >= st_tokens >= tokens
     assert res["tsne"]["ours_kl"] > 0 and res["tsne"]["sklearn_kl"] > 0
     assert res["mlm"]["ours_tokens_per_second"] > 0
     assert res["mlm"]["ours"][0]["tokens"] == res["mlm"]["notebook"][0]["tokens"] or (
@@ -34,6 +35,7 @@ def test_benchmark_smoke(tmp_path):
     assert sizes == [40, 80]
     table = (tmp_path / "results.md").read_text()
     assert "| comparison | ours | theirs | ratio | goal |" in table
+    assert "tokens fed to the model, pads included, per real token: ours 1." in table
 
 
 def test_sentence_transformers_padding_follows_character_order():
@@ -44,6 +46,7 @@ def test_sentence_transformers_padding_follows_character_order():
 
     assert sentence_transformers_padded_tokens([2, 5, 3], ["aaaa", "a", "aa"], batch_size=2) == 11
     assert sentence_transformers_padded_tokens([2, 5, 3], ["aaaa", "a", "aa"], batch_size=1) == 10
+    assert sentence_transformers_padded_tokens([], []) == 0
 
 
 def test_benchmarks_read_a_real_corpus_file(tmp_path):
