@@ -209,7 +209,7 @@ def nndescent_knn(
     if short.size:
         idx[short], dist[short] = knn_cosine(xn, k, rows=short)
     index = f"pynndescent NN-descent graph, {width} neighbours per point"
-    facts = _approximate_facts(index, xn, recall, sample, recall_target, started)
+    facts = _approximate_facts(index, xn, recall, len(sample), recall_target, started)
     return idx.astype(np.int32), dist, {**facts, "threads": threads}
 
 
@@ -277,18 +277,18 @@ def _approximate_facts(
     index: str,
     xn: np.ndarray,
     recall: float,
-    sample: np.ndarray,
+    queries: int,
     recall_target: float,
     started: float,
 ) -> dict[str, Any]:
-    """What an approximate search of ``xn`` records: its index, the recall@k measured on the
-    ``sample`` queries, and its seconds since ``started``."""
+    """What an approximate search of ``xn`` records: its index, the recall@k measured on
+    ``queries`` sampled rows, and its seconds since ``started``."""
     facts = {
         "method": "approximate",
         "index": index,
         "points": len(xn),
         "recall_at_k": round(recall, 4),
-        "recall_queries": len(sample),
+        "recall_queries": queries,
         "recall_target": recall_target,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -332,8 +332,8 @@ def ivf_knn(
         )
         return _exact_instead(xn, k, started, note)
     idx, dist = _faiss_search(index, xn, k)
-    index_name = f"faiss IndexIVFFlat, {nlist} lists, nprobe {nprobe}"
-    return idx, dist, _approximate_facts(index_name, xn, recall, sample, recall_target, started)
+    name = f"faiss IndexIVFFlat, {nlist} lists, nprobe {nprobe}"
+    return idx, dist, _approximate_facts(name, xn, recall, len(sample), recall_target, started)
 
 
 def load_faiss(threads: int | None = None):
