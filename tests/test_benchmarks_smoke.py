@@ -38,6 +38,30 @@ def test_benchmark_smoke(tmp_path):
     assert "tokens fed to the model, pads included, per real token: ours 1." in table
 
 
+def test_extraction_bf16_with_a_bert_base_shaped_model(tmp_path):
+    """``--extraction-bf16 --extraction-model bert-base``: ours in bf16 and fp32 and
+    sentence-transformers in bf16 and fp32 in the same rounds, on a 12 x 768 model; on a CPU
+    without bfloat16 units, one clear line instead."""
+    from bertlens.stage import has_bf16_units
+
+    cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--only", "extraction"]
+    cmd += ["--extraction-bf16", "--extraction-model", "bert-base", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if not has_bf16_units("cpu"):
+        assert proc.returncode != 0
+        assert "error: --bf16: cpu has no bfloat16 units; leave out --bf16" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    e = json.loads((tmp_path / "results.json").read_text())["extraction"]
+    assert (e["model"], e["device"], e["precision"]) == ("bert-base", "cpu", "bf16")
+    assert "13 hidden states" in e["ours_produces"]
+    assert e["attention"] == {"ours": "sdpa", "sentence_transformers": "sdpa"}
+    for key in ("bf16_speedup_over_fp32", "speedup_vs_sentence_transformers_fp32"):
+        assert e[key] > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "BERT-base shape, cpu, bf16" in table and "| same vs ours in fp32 |" in table
+
+
 def test_sentence_transformers_padding_follows_character_order():
     """sentence-transformers batches by characters, so a short text with many tokens pads its
     batch: "aaaa" (2 tokens) and "aa" (3 tokens) share a batch padded to 3, "a" (5 tokens) is

@@ -9,12 +9,15 @@ import pytest
 import torch
 
 from bertlens.embeddings import (
+    bf16_linear_weights,
     encode,
     length_sorted_batches,
+    pad_batch,
     pool,
     sentence_embeddings,
     vocab_matrix,
 )
+from bertlens.stage import has_bf16_units
 from bertlens.tokenstats import token_counts, tokenize_texts
 
 
@@ -129,3 +132,52 @@ def test_failure_in_a_worker_thread_stops_the_stage(minilm, sentences, tmp_path)
         )
     assert list(tmp_path.iterdir()) == []
     assert torch.get_num_threads() == threads
+
+
+def test_bf16_runs_where_the_cpu_has_bfloat16_units(minilm, sentences, tmp_path, caplog):
+    """``bf16``: on a CPU with AMX or AVX512-BF16 the forward pass runs under bf16 autocast:
+    layer 0 (embeddings and layer norm, float32 under autocast) stays exact, later layers move
+    (so autocast really ran) but keep their direction. Elsewhere it runs in float32, says so in
+    the log, and the facts record which ran."""
+    model, tokenizer = minilm
+    ids = list(tokenize_texts(tokenizer, sentences, max_length=128)["input_ids"])
+    runs, facts = {}, {}
+    for bf16 in (False, True):
+        paths = {p: str(tmp_path / f"{bf16}_{p}.npy") for p in ("cls", "mean", "pooler")}
+        with caplog.at_level("WARNING"):
+            facts[bf16] = sentence_embeddings(
+                model, ids, tokenizer.pad_token_id, 8, ["cls", "mean", "pooler"], paths, bf16=bf16
+            )
+        runs[bf16] = {p: np.load(paths[p]) for p in paths}
+    assert facts[False]["bf16"] is False
+    native = has_bf16_units("cpu")
+    assert facts[True]["bf16"] is native
+    assert ("has no bfloat16 units" in caplog.text) is not native
+    fp32, bf16 = runs[False], runs[True]
+    for p in ("cls", "mean"):
+        assert bf16[p].dtype == np.float32
+        assert np.abs(bf16[p][0] - fp32[p][0]).max() < 1e-6
+        moved = np.abs(bf16[p][1:] - fp32[p][1:]).max()
+        assert (moved > 1e-4) if native else (moved < 1e-5)
+        cos = (bf16[p] * fp32[p]).sum(-1) / (
+            np.linalg.norm(bf16[p], axis=-1) * np.linalg.norm(fp32[p], axis=-1)
+        )
+        assert cos.min() > 0.999
+
+
+def test_bf16_weights_held_once_give_the_same_vectors(minilm, sentences):
+    """Linear weights cast to bfloat16 once for the whole run give exactly what autocast's cast
+    in every call gives, and the float32 weights are back afterwards."""
+    model, tokenizer = minilm
+    ids = list(tokenize_texts(tokenizer, sentences, max_length=128)["input_ids"])
+    input_ids, mask = pad_batch(ids[:8], tokenizer.pad_token_id)
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    with torch.inference_mode():
+        each_call = encode(model, input_ids, mask, ["cls", "mean", "pooler"], bf16=True)
+        with bf16_linear_weights(model, True):
+            assert model.encoder.layer[0].intermediate.dense.weight.dtype == torch.bfloat16
+            held = encode(model, input_ids, mask, ["cls", "mean", "pooler"], bf16=True)
+    for p in ("cls", "mean", "pooler"):
+        assert torch.equal(held[p], each_call[p])
+    for name, p in model.named_parameters():
+        assert p.dtype == torch.float32 and torch.equal(p, before[name]), name

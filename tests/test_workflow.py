@@ -72,6 +72,7 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     meta = json.loads((res / "embeddings" / "tiny-en" / "sentences_mean.npy.meta.json").read_text())
     assert meta["model"] == "tiny-en"
     assert meta["tokenizer"]
+    assert meta["device"] == "cpu" and meta["bf16"] is False
     assert "torch" in meta["versions"] and "transformers" in meta["versions"]
     proj_meta = json.loads((res / "projection" / "tiny-en" / "vocab.parquet.meta.json").read_text())
     assert proj_meta["seed"] == 42
@@ -117,6 +118,18 @@ def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
     }
     assert set(counts) == {"project", *downstream}, (counts, reasons)
     assert counts["project"] == 4  # vocab and sentences of both models
+
+
+def test_bf16_embeddings_rerun_embed_and_downstream_only(tiny_run):
+    work, cfg, _ = tiny_run
+    data = yaml.safe_load(cfg.read_text())
+    data.setdefault("embeddings", {})["bf16"] = True
+    changed = work / "tiny-bf16.yaml"
+    changed.write_text(yaml.safe_dump(data, allow_unicode=True))
+    proc = snakemake(work, "--configfile", str(changed), "-n", "--cores", "1")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("embed") == 2, proc.stdout[-3000:]  # both models
+    assert not {"corpus", "tokenize", "train_vocab", "train_mlm", "padding"} & set(counts), counts
 
 
 def test_lint_is_clean(repo):

@@ -73,6 +73,32 @@ def pick_device(preferred: str = "auto") -> str:
     return preferred
 
 
+def has_bf16_units(device: str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU from Ampere on, a CPU with
+    AMX or AVX512-BF16 (elsewhere bf16 is emulated, slower than float32)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def bf16_if_supported(asked: bool, device: str, what: str) -> bool:
+    """``asked``, unless ``device`` has no bfloat16 units: then a warning that ``what`` runs in
+    float32, and False."""
+    if not asked:
+        return False
+    native = has_bf16_units(device)
+    if not native:
+        log.warning(
+            "bf16 was asked for, but %s has no bfloat16 units (a GPU from Ampere on, or a CPU "
+            "with AMX or AVX512-BF16); %s in float32",
+            device,
+            what,
+        )
+    return native
+
+
 def run(snakemake: Any, main: Callable[[Any], Any]) -> None:
     """Entry point for ``script:`` stages: log to the rule's log file, turn UserError into one
     clear line and a non-zero exit, and let anything else show its traceback in the log."""

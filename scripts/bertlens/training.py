@@ -44,7 +44,7 @@ from .checkpoints import (
 from .io import read_json, write_json, write_sidecar, write_table
 from .mlm import METRIC_COLUMNS, TrainArgs
 from .models import attention_implementation
-from .stage import UserError, pick_device
+from .stage import UserError, bf16_if_supported, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -342,15 +342,11 @@ def training_arguments(
     return targs
 
 
-def _device_and_bf16(args: TrainArgs, logger: logging.Logger) -> tuple[str, bool]:
+def _device_and_bf16(args: TrainArgs) -> tuple[str, bool]:
     device = pick_device(args.device)
     if device.startswith("cuda") and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    bf16 = bool(args.bf16 and device.startswith("cuda"))
-    if bf16 and not torch.cuda.is_bf16_supported():
-        logger.warning("bf16 was asked for but this GPU does not support it; training in fp32")
-        bf16 = False
-    return device, bf16
+    return device, bf16_if_supported(args.bf16 and device.startswith("cuda"), device, "training")
 
 
 def _fit(trainer: MlmTrainer, args: TrainArgs, resume: Path | None, total: int) -> None:
@@ -391,7 +387,7 @@ def _fit(trainer: MlmTrainer, args: TrainArgs, resume: Path | None, total: int) 
 
 def _build(args, texts, source, paths, logger) -> tuple[MlmTrainer, RunRecorder, dict[str, Any]]:
     """Model, data, Trainer and recorder of a run, positioned at its resume point."""
-    device, bf16 = _device_and_bf16(args, logger)
+    device, bf16 = _device_and_bf16(args)
     model, tokenizer, init_desc, init_key = load_init(args, source)
     max_pos = int(getattr(model.config, "max_position_embeddings", args.max_length))
     max_length = min(args.max_length, max_pos)
