@@ -194,6 +194,12 @@ def sentence_embeddings(
     workers = workers or torch.get_num_threads()
     bf16 = bf16_if_supported(bf16, device, "encoding")
     model.to(device)
+    log.info(
+        "encoding %d sentences on %s in %s",
+        len(ids),
+        device,
+        "bf16 (autocast)" if bf16 else "float32",
+    )
     started = time.perf_counter()
     batches = list(length_sorted_batches(lengths, batch_size))
     # Each file is written under a temporary name and renamed only when all batches are done.
