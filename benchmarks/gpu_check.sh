@@ -2,27 +2,34 @@
 # The GPU checks, as one short script for a machine with a CUDA GPU. Steps:
 #   train       (issue 14) a tiny Trainer run on CUDA: bf16 autocast and SDPA attention are on
 #   time        (issue 14) the MLM time-to-quality benchmark (notebook recipe vs ours)
-#   workflow    the tiny workflow test
 #   extraction  (issue 13) sentence-embedding throughput on the GPU, BERT-base's shape: ours
 #               (bf16 autocast + SDPA, and fp32) next to sentence-transformers (bf16, fp32)
 #               and seed 000's recipe, in the same rounds on the same GPU
-# Without a GPU it says so in one line and exits with status 3, measuring nothing.
+#   workflow    the tiny workflow test
+# Without a GPU it says so in one line and exits with status 3, measuring nothing; a STEPS that
+# names an unknown step, or none, exits with status 2.
 #   bash benchmarks/gpu_check.sh                     # every step; results under benchmarks/out/gpu (or $OUT)
 #   STEPS="extraction" bash benchmarks/gpu_check.sh  # only the steps named
+#   EXTRACTION_SENTENCES=84300 ...                   # the seeds' corpus size (default 20,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-benchmarks/out/gpu}
 SECONDS_EACH=${SECONDS_EACH:-120}
 EXTRACTION_SENTENCES=${EXTRACTION_SENTENCES:-20000}
-STEPS=${STEPS:-train time workflow extraction}
-for step in $STEPS; do
+read -d "" -ra steps <<<"${STEPS:-train time extraction workflow}" || true  # spaces or newlines
+declare -A want=()
+for step in "${steps[@]}"; do
     case $step in
-        train | time | workflow | extraction) ;;
-        *) echo "unknown step '$step' in STEPS; the steps are: train time workflow extraction" >&2; exit 2 ;;
+        train | time | extraction | workflow) want[$step]=1 ;;
+        *) echo "unknown step '$step' in STEPS; the steps are: train time extraction workflow" >&2; exit 2 ;;
     esac
 done
-wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+if [[ ${#want[@]} -eq 0 ]]; then
+    echo "STEPS names no step; the steps are: train time extraction workflow" >&2
+    exit 2
+fi
+wanted() { [[ -n ${want[$1]:-} ]]; }
 
 if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     smi=$(command -v nvidia-smi >/dev/null && nvidia-smi -L 2>&1 | head -1 || echo "nvidia-smi not found")
@@ -59,11 +66,6 @@ echo "== time: time to quality on the GPU (${SECONDS_EACH} s each)"
 "$PY" benchmarks/mlm_time.py --device cuda --seconds "$SECONDS_EACH" --every 5 --out "$OUT"
 fi
 
-if wanted workflow; then
-echo "== workflow: tiny workflow"
-"$PY" -m pytest tests/test_workflow.py -x -q -p no:cacheprovider 2>&1 | tail -3
-fi
-
 if wanted extraction; then
 echo "== extraction: ${EXTRACTION_SENTENCES} sentences, BERT-base shape, bf16 + SDPA and fp32"
 "$PY" benchmarks/run.py --only extraction --extraction-device cuda --extraction-model bert-base \
@@ -76,4 +78,9 @@ assert e["device"] == "cuda" and e["precision"] == "bf16", (e["device"], e["prec
 assert e["attention"] == {"ours": "sdpa", "sentence_transformers": "sdpa"}, e["attention"]
 PYEOF
 fi
+if wanted workflow; then
+echo "== workflow: tiny workflow"
+"$PY" -m pytest tests/test_workflow.py -x -q -p no:cacheprovider 2>&1 | tail -3
+fi
+
 echo "GPU checks done; results in $OUT"

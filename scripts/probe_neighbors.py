@@ -41,13 +41,17 @@ def main(sm):
     corpus = read_corpus(sm.input.corpus, spec.column)  # the rows the model read
     texts = corpus[spec.column].astype(str).tolist()
     ids = corpus["id"].astype(str).tolist()
-    layers = resolve_layers(sm.params.layers, read_json(sm.input.facts)["sentences"]["layers"] - 1)
+    facts = read_json(sm.input.facts)
+    layers = resolve_layers(sm.params.layers, facts["sentences"]["layers"] - 1)
     sentences = list(probes["sentences"])
     matches = match_sentences(sentences, texts)
     encoded = {}
+    bf16 = facts["sentences"].get("bf16", False)  # as the corpus vectors were made
     if any(m is None for m in matches):
         model = load_model(spec, loc)
-        encoded = encode_sentences(model, tokenizer, sentences, sm.params.poolings, spec.max_length)
+        encoded = encode_sentences(
+            model, tokenizer, sentences, sm.params.poolings, spec.max_length, bf16
+        )
     stored = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in sm.params.poolings}
 
     def load_layer(pooling, layer):
@@ -56,7 +60,7 @@ def main(sm):
             return np.zeros((0, 0), dtype=np.float32)
         return np.asarray(arr[layer], dtype=np.float32)
 
-    skip = degenerate_matrices(read_json(sm.input.facts))
+    skip = degenerate_matrices(facts)
     table = probe_sentence_table(
         sentences, matches, texts, ids, load_layer, encoded, layers, sm.params.poolings, k, skip
     )
@@ -68,7 +72,8 @@ def main(sm):
         note=f"{spec.describe()}, column {spec.column}: the {k} nearest corpus sentences of each "
         "probe sentence per pooling and layer (0 = embedding output), cosine distance. A probe "
         "found in the corpus uses its stored vector (and is not its own neighbour); any other is "
-        "encoded alone by the model.",
+        "encoded alone by the model"
+        + (", under bf16 autocast as the corpus vectors were." if bf16 else "."),
     )
     prov = provenance_of(spec, loc, tokenizer)
     for out in (sm.output.tokens_csv, sm.output.sentences_csv):

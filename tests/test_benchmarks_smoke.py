@@ -49,7 +49,7 @@ def test_extraction_bf16_with_a_bert_base_shaped_model(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if not has_bf16_units("cpu"):
         assert proc.returncode != 0
-        assert "error: --bf16: cpu has no bfloat16 units; leave out --bf16" in proc.stderr
+        assert "error: --extraction-bf16: cpu has no bfloat16 units; leave it out" in proc.stderr
         return
     assert proc.returncode == 0, proc.stderr[-4000:]
     e = json.loads((tmp_path / "results.json").read_text())["extraction"]

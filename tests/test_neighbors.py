@@ -272,3 +272,24 @@ def test_blocks_and_subset_bound_do_not_change_results(monkeypatch):
         idx, dist = knn_cosine(x, 6, block_size=block)
         np.testing.assert_array_equal(idx, ref[0])
         np.testing.assert_array_equal(dist, ref[1])
+
+
+def test_probe_sentences_are_encoded_in_the_corpus_vectors_precision(minilm, english, tmp_path):
+    """A probe sentence not in the corpus is encoded as the embedding stage encoded the corpus:
+    under bf16 autocast when its facts say bf16 ran, so the two are compared in one precision."""
+    from bertlens.embeddings import sentence_embeddings
+    from bertlens.tokenstats import tokenize_texts
+
+    model, tokenizer = minilm
+    texts = english[:4]
+    ids = list(tokenize_texts(tokenizer, texts, max_length=128)["input_ids"])
+    paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
+    facts = sentence_embeddings(
+        model, ids, tokenizer.pad_token_id, 1, ["mean"], paths, workers=1, bf16=True
+    )
+    stored = np.load(paths["mean"])
+    alone = nb.encode_sentences(model, tokenizer, texts, ["mean"], 128, bf16=facts["bf16"])
+    assert np.abs(alone["mean"] - stored).max() < 1e-5
+    if facts["bf16"]:  # the precision matters: float32 would be off by far more
+        fp32 = nb.encode_sentences(model, tokenizer, texts, ["mean"], 128)
+        assert np.abs(fp32["mean"] - stored).max() > 1e-4

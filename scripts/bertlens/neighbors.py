@@ -777,10 +777,16 @@ def probe_sentence_table(
 
 
 def encode_sentences(
-    model, tokenizer, texts: Sequence[str], poolings: Sequence[str], max_length: int
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    poolings: Sequence[str],
+    max_length: int,
+    bf16: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Encode ``texts`` one at a time (no padding) as the embedding stage pools them:
-    {pooling: (layers + 1, texts, hidden)} (pooler: (1, texts, hidden))."""
+    """Encode ``texts`` one at a time (no padding) as the embedding stage pools them, in its
+    precision (``bf16``: what its facts say ran): {pooling: (layers + 1, texts, hidden)}
+    (pooler: (1, texts, hidden))."""
     import torch
 
     from .embeddings import encode
@@ -791,7 +797,7 @@ def encode_sentences(
     with torch.inference_mode():
         for ids in tokens["input_ids"]:
             input_ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None, :]
-            pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings)
+            pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings, bf16)
             for p in poolings:
                 if p in pooled:
                     out[p].append(pooled[p][:, 0].float().numpy())

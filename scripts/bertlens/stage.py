@@ -79,7 +79,8 @@ def has_bf16_units(device: str) -> bool:
     import torch
 
     if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        with torch.cuda.device(torch.device(device)):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
     return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
@@ -90,10 +91,11 @@ def bf16_if_supported(asked: bool, device: str, what: str) -> bool:
         return False
     native = has_bf16_units(device)
     if not native:
+        units = "a GPU from Ampere on" if device.startswith("cuda") else "AMX or AVX512-BF16"
         log.warning(
-            "bf16 was asked for, but %s has no bfloat16 units (a GPU from Ampere on, or a CPU "
-            "with AMX or AVX512-BF16); %s in float32",
+            "bf16 was asked for, but %s has no bfloat16 units (%s); %s in float32",
             device,
+            units,
             what,
         )
     return native
