@@ -99,34 +99,8 @@ def test_nothing_to_do_when_nothing_changed(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
-    work, cfg, _ = tiny_run
-    data = yaml.safe_load(cfg.read_text())
-    data["projection"]["tsne"]["perplexity"] = 7
-    changed = work / "tiny-perplexity.yaml"
-    changed.write_text(yaml.safe_dump(data, allow_unicode=True))
-    proc = snakemake(work, "--configfile", str(changed), "-n", "--cores", "1")
-    counts = job_counts(proc.stdout + proc.stderr)
-    assert counts, proc.stdout[-3000:]
-    reasons = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "reason:" in ln]
-    downstream = {
-        "plot_vocab_png",
-        "plot_sentences_png",
-        "explore_vocab",
-        "explore_sentences",
-        "export_projector",
-        "all",
-    }
-    assert set(counts) == {"project", *downstream}, (counts, reasons)
-    assert counts["project"] == 4  # vocab and sentences of both models
-
-
-# embed and what reads its outputs (the vocabulary matrix too: one rule writes both)
-BF16_RERUNS = {
-    "embed",
-    "knn",
-    "probe_neighbors",
-    "project",
+# what reads the projections
+PROJECTION_DOWNSTREAM = {
     "plot_vocab_png",
     "plot_sentences_png",
     "explore_vocab",
@@ -136,16 +110,35 @@ BF16_RERUNS = {
 }
 
 
-def test_bf16_embeddings_rerun_embed_and_downstream_only(tiny_run):
+def planned_after(tiny_run, name: str, edit) -> tuple[dict[str, int], str]:
+    """Job counts and output of a dry run with the tiny config changed by ``edit`` (in place)."""
     work, cfg, _ = tiny_run
     data = yaml.safe_load(cfg.read_text())
-    data.setdefault("embeddings", {})["bf16"] = True
-    changed = work / "tiny-bf16.yaml"
+    edit(data)
+    changed = work / f"tiny-{name}.yaml"
     changed.write_text(yaml.safe_dump(data, allow_unicode=True))
     proc = snakemake(work, "--configfile", str(changed), "-n", "--cores", "1")
-    counts = job_counts(proc.stdout + proc.stderr)
-    assert counts.get("embed") == 2, proc.stdout[-3000:]  # both models
-    assert set(counts) == BF16_RERUNS, sorted(counts)
+    return job_counts(proc.stdout + proc.stderr), proc.stdout + proc.stderr
+
+
+def test_perplexity_change_reruns_only_projection_and_downstream(tiny_run):
+    counts, out = planned_after(
+        tiny_run, "perplexity", lambda c: c["projection"]["tsne"].update(perplexity=7)
+    )
+    assert counts, out[-3000:]
+    reasons = [ln.strip() for ln in out.splitlines() if "reason:" in ln]
+    assert set(counts) == {"project", *PROJECTION_DOWNSTREAM}, (counts, reasons)
+    assert counts["project"] == 4  # vocab and sentences of both models
+
+
+def test_bf16_embeddings_rerun_embed_and_downstream_only(tiny_run):
+    counts, out = planned_after(
+        tiny_run, "bf16", lambda c: c.setdefault("embeddings", {}).update(bf16=True)
+    )
+    assert counts.get("embed") == 2, out[-3000:]  # both models
+    # embed and what reads its outputs (the vocabulary matrix too: one rule writes both)
+    expected = {"embed", "knn", "probe_neighbors", "project", *PROJECTION_DOWNSTREAM}
+    assert set(counts) == expected, sorted(counts)
 
 
 def test_lint_is_clean(repo):
