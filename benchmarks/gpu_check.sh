@@ -7,7 +7,7 @@
 #               and seed 000's recipe, in the same rounds on the same GPU
 #   workflow    the tiny workflow test
 # Without a GPU it says so in one line and exits with status 3, measuring nothing; a STEPS that
-# names an unknown step, or none, exits with status 2.
+# names an unknown step, or none (set but empty), exits with status 2; unset, every step runs.
 #   bash benchmarks/gpu_check.sh                     # every step; results under benchmarks/out/gpu (or $OUT)
 #   STEPS="extraction" bash benchmarks/gpu_check.sh  # only the steps named
 #   EXTRACTION_SENTENCES=84300 ...                   # the seeds' corpus size (default 20,000)
@@ -17,7 +17,7 @@ PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-benchmarks/out/gpu}
 SECONDS_EACH=${SECONDS_EACH:-120}
 EXTRACTION_SENTENCES=${EXTRACTION_SENTENCES:-20000}
-read -d "" -ra steps <<<"${STEPS:-train time extraction workflow}" || true  # spaces or newlines
+read -d "" -ra steps <<<"${STEPS-train time extraction workflow}" || true  # spaces or newlines
 declare -A want=()
 for step in "${steps[@]}"; do
     case $step in
@@ -78,6 +78,7 @@ assert e["device"] == "cuda" and e["precision"] == "bf16", (e["device"], e["prec
 assert e["attention"] == {"ours": "sdpa", "sentence_transformers": "sdpa"}, e["attention"]
 PYEOF
 fi
+
 if wanted workflow; then
 echo "== workflow: tiny workflow"
 "$PY" -m pytest tests/test_workflow.py -x -q -p no:cacheprovider 2>&1 | tail -3

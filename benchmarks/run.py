@@ -81,7 +81,8 @@ def machine_info() -> dict[str, Any]:
 
 def gemm_flops(n: int = 2048, repeats: int = 5, device: str = "cpu", bf16: bool = False) -> float:
     """This machine's matrix-multiply rate (FLOP/s) on n x n matrices on ``device``, in float32
-    or bfloat16 (on a GPU n x 4: a 2048-wide product there takes about as long as the call)."""
+    or bfloat16; on a GPU 4n x 4n (8192 by default): a 2048-wide product there takes about as
+    long as its launch."""
     n = n if device == "cpu" else 4 * n
     dtype = torch.bfloat16 if bf16 else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -141,16 +142,18 @@ def bench_extraction(
     ``encode`` on ``device``; with ``bf16`` ours runs under bf16 autocast and
     sentence-transformers in bfloat16, and both once more in float32 in the same rounds; seed
     000 as written (float32)."""
+    if repeats < 1:
+        raise SystemExit("error: the extraction comparison needs --repeats 1 or more")
     if bf16 and not has_bf16_units(device):
         raise SystemExit(f"error: --extraction-bf16: {device} has no bfloat16 units; leave it out")
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         run = ExtractionRun(Path(tmp), texts_for("en", n, corpus), device, bf16, model_name)
         if device != "cpu":  # CUDA context, cuBLAS handles and kernel choices before timing
-            run.ours(texts=run.texts[:256])
-            run.ours(texts=run.texts[:256], bf16=False)
+            for precision in {bf16, False}:
+                run.ours(texts=run.texts[:256], bf16=precision)
         # Rounds interleave ours, the notebook, sentence-transformers and the GEMM peak, so a
         # slow spell of a shared machine hits all of them; ratios are taken within each round.
-        rounds = [run.round() for _ in range(repeats)]
+        rounds = [run.one_round() for _ in range(repeats)]
         return run.summary(rounds)
 
 
@@ -165,10 +168,12 @@ class ExtractionRun:
         spec, self.loc = extraction_model(model_name, tmp / "model")
         self.tokenizer = load_tokenizer(spec, self.loc)
         self.model = load_model(spec, self.loc)
+        self.tokens = self.facts = self.st = None  # from the last round
 
     def ours(self, workers=None, bf16=None, texts=None):
         """Tokenize and encode as the embedding stage does; returns (tokens, facts)."""
-        tokens = tokenize_texts(self.tokenizer, texts or self.texts, max_length=128)
+        texts = self.texts if texts is None else texts
+        tokens = tokenize_texts(self.tokenizer, texts, max_length=128)
         paths = {p: str(self.tmp / f"{p}.npy") for p in ("cls", "mean", "pooler")}
         facts = sentence_embeddings(
             self.model,
@@ -183,7 +188,7 @@ class ExtractionRun:
         )
         return tokens, facts
 
-    def round(self) -> dict[str, float]:
+    def one_round(self) -> dict[str, float]:
         r: dict[str, float] = {}
         r["ours"], _, (self.tokens, self.facts) = median_time(self.ours, 1)
         r["ours_encode"] = self.facts["seconds"]

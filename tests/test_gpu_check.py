@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers.tiny import REPO
 
 
@@ -22,12 +24,21 @@ def test_gpu_check_says_no_gpu(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gpu_check_refuses_an_unknown_step(tmp_path):
-    env = {**os.environ, "STEPS": "extraction trian", "OUT": str(tmp_path)}
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("extraction trian", "unknown step 'trian' in STEPS"),
+        ("extraction\ntrian", "unknown step 'trian' in STEPS"),
+        ("", "STEPS names no step"),
+        ("  ", "STEPS names no step"),
+    ],
+)
+def test_gpu_check_refuses_steps_it_does_not_know(tmp_path, steps, message):
+    env = {**os.environ, "STEPS": steps, "OUT": str(tmp_path)}
     proc = subprocess.run(
         ["bash", str(REPO / "benchmarks" / "gpu_check.sh")],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
-    assert "unknown step 'trian' in STEPS" in proc.stderr
+    assert message in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from tests.helpers.runner import snakemake
@@ -74,6 +75,7 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     assert meta["tokenizer"]
     facts = json.loads((res / "embeddings" / "tiny-en" / "facts.json").read_text())
     assert meta["device"] == facts["sentences"]["device"] and meta["bf16"] is False
+    assert facts["sentences"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert "torch" in meta["versions"] and "transformers" in meta["versions"]
     proj_meta = json.loads((res / "projection" / "tiny-en" / "vocab.parquet.meta.json").read_text())
     assert proj_meta["seed"] == 42

@@ -79,6 +79,8 @@ def has_bf16_units(device: str) -> bool:
     import torch
 
     if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return False
         with torch.cuda.device(torch.device(device)):
             return torch.cuda.is_bf16_supported(including_emulation=False)
     return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
