@@ -16,10 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
-import torch  # noqa: E402
-from transformers import BertConfig, BertModel  # noqa: E402
-
 from benchmarks.corpora import texts_for  # noqa: E402
+from benchmarks.models import random_bert  # noqa: E402
 from bertlens.embeddings import sentence_embeddings  # noqa: E402
 from bertlens.models import ModelSpec, load_tokenizer, location  # noqa: E402
 from bertlens.stage import peak_rss_mib  # noqa: E402
@@ -32,15 +30,7 @@ def main(n: int, max_length: int, layers: int, hidden: int, corpus: str | None =
     texts = texts_for("en", n, corpus)
     tokens = tokenize_texts(tokenizer, texts, max_length=max_length)
     del texts
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 64),
-        intermediate_size=4 * hidden,
-    )
-    model = BertModel(config).eval()
+    model = random_bert(len(tokenizer), layers, hidden)
     out = Path(tempfile.mkdtemp(prefix="bench-mem-"))
     paths = {p: str(out / f"{p}.npy") for p in ("cls", "mean", "pooler")}
     start = time.perf_counter()

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from benchmarks import recipes  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
+from benchmarks.models import random_bert  # noqa: E402
 from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
 from bertlens.models import (  # noqa: E402
     ModelSpec,
@@ -120,11 +121,8 @@ def extraction_model(name: str, folder: Path) -> tuple[ModelSpec, str]:
     spec = ModelSpec.from_config(MINILM)
     if name == "minilm":
         return spec, location(spec)
-    from transformers import BertConfig, BertModel
-
     tokenizer = load_tokenizer(spec, location(spec))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tokenizer))).save_pretrained(folder)  # BERT-base defaults
+    random_bert(len(tokenizer)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     spec = ModelSpec.from_config({"name": "bert-base-random", "path": str(folder), "column": "en"})
     return spec, str(folder)

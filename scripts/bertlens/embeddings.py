@@ -219,7 +219,7 @@ def sentence_embeddings(
             with torch.inference_mode():
                 pooled = encode(model, input_ids.to(device), mask.to(device), wanted, bf16)
             for how, vecs in pooled.items():
-                block = vecs.float().cpu().numpy()
+                block = vecs.cpu().numpy()
                 meters[how].add(block, how, batch)
                 writers[how].write(block, batch)
 

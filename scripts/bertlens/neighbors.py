@@ -800,7 +800,7 @@ def encode_sentences(
             pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings, bf16)
             for p in poolings:
                 if p in pooled:
-                    out[p].append(pooled[p][:, 0].float().numpy())
+                    out[p].append(pooled[p][:, 0].numpy())
     return {p: np.stack(v, axis=1) for p, v in out.items() if v}
 
 
