@@ -118,6 +118,21 @@ def model_params(wildcards):
     return MODELS[wildcards.model]
 
 
+def projection_inputs(wildcards):
+    """What one map reads: the input matrix and its token table (vocab), or the corpus, the
+    token lengths and the sentence vectors with their facts (sentences), so that the embeddings
+    settings rerun only the sentence maps."""
+    emb = f"results/embeddings/{wildcards.model}"
+    if wildcards.target == "vocab":
+        return {"vocab": f"{emb}/vocab.npy", "vocab_table": f"{emb}/vocab.parquet"}
+    return {
+        "corpus": "results/corpus/corpus.parquet",
+        "tokens": f"results/tokens/{wildcards.model}/tokens.parquet",
+        **{f"sent_{p}": f"{emb}/sentences_{p}.npy" for p in ("cls", "mean", "pooler")},
+        "facts": f"{emb}/facts.json",
+    }
+
+
 def stage_threads(name):
     """Threads of a heavy stage: `threads.<name>` from the config when set; else every core the
     run was given (`--cores`, at least 2), so that locally the heavy stages run one at a time on

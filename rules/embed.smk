@@ -1,5 +1,26 @@
-# Sentence vectors of every layer and pooling, and the whole input embedding matrix, of one
-# model (results/embeddings/{model}/).
+# The whole input embedding matrix, and sentence vectors of every layer and pooling, of one
+# model (results/embeddings/{model}/). Two rules: the matrix needs no forward pass, so the
+# embeddings settings (precision, batch size) do not rerun it or the vocabulary maps.
+
+
+rule vocab_matrix:
+    input:
+        unpack(model_files),
+        tokens="results/tokens/{model}/tokens.parquet",
+        code=modules_of("vocab_matrix.py"),
+    output:
+        vocab="results/embeddings/{model}/vocab.npy",
+        vocab_table="results/embeddings/{model}/vocab.parquet",
+    log:
+        "results/logs/vocab_matrix/{model}.log",
+    benchmark:
+        "results/benchmarks/vocab_matrix/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    params:
+        model=model_params,
+    script:
+        "../scripts/vocab_matrix.py"
 
 
 rule embed:
@@ -8,8 +29,6 @@ rule embed:
         tokens="results/tokens/{model}/tokens.parquet",
         code=modules_of("embed.py"),
     output:
-        vocab="results/embeddings/{model}/vocab.npy",
-        vocab_table="results/embeddings/{model}/vocab.parquet",
         sent_cls="results/embeddings/{model}/sentences_cls.npy",
         sent_mean="results/embeddings/{model}/sentences_mean.npy",
         sent_pooler="results/embeddings/{model}/sentences_pooler.npy",

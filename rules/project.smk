@@ -4,14 +4,7 @@
 
 rule project:
     input:
-        corpus="results/corpus/corpus.parquet",
-        tokens="results/tokens/{model}/tokens.parquet",
-        vocab="results/embeddings/{model}/vocab.npy",
-        vocab_table="results/embeddings/{model}/vocab.parquet",
-        sent_cls="results/embeddings/{model}/sentences_cls.npy",
-        sent_mean="results/embeddings/{model}/sentences_mean.npy",
-        sent_pooler="results/embeddings/{model}/sentences_pooler.npy",
-        facts="results/embeddings/{model}/facts.json",
+        unpack(projection_inputs),
         code=modules_of("project.py"),
     output:
         table="results/projection/{model}/{target}.parquet",

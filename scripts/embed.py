@@ -1,23 +1,19 @@
-"""Embedding stage: input token-embedding matrix and per-layer sentence vectors."""
+"""Embedding stage: the CLS, mean and pooler vector of every sentence at every layer (the
+input matrix is the vocab_matrix stage's)."""
 
-from bertlens.embeddings import sentence_embeddings, vocab_matrix
+from bertlens.embeddings import sentence_embeddings
 from bertlens.io import read_table, write_json, write_sidecar
 from bertlens.modelstage import load, provenance_of
 from bertlens.stage import pick_device, run
-from bertlens.tokenstats import token_counts
 
 
 def main(sm):
     spec, loc, tokenizer, model = load(sm)
     device = pick_device(sm.params.device)
     tokens = read_table(sm.input.tokens)
-    counts = token_counts(tokens, len(tokenizer))
-    facts = {
-        "vocab": vocab_matrix(model, tokenizer, counts, sm.output.vocab, sm.output.vocab_table)
-    }
     cfg = sm.params.embeddings
     paths = {p: sm.output[f"sent_{p}"] for p in ("cls", "mean", "pooler")}
-    facts["sentences"] = sentence_embeddings(
+    sentences = sentence_embeddings(
         model,
         list(tokens["input_ids"]),
         pad_id=tokenizer.pad_token_id,
@@ -30,7 +26,7 @@ def main(sm):
         bf16=cfg["bf16"],
     )
     # A model without a pooler still gets a (0-row) pooler file, so the outputs are fixed.
-    if "pooler" not in facts["sentences"]["poolings"]:
+    if "pooler" not in sentences["poolings"]:
         import numpy as np
 
         from bertlens.io import atomic_path
@@ -38,10 +34,9 @@ def main(sm):
         with atomic_path(paths["pooler"], suffix=".npy") as tmp:
             np.save(tmp, np.zeros((0, len(tokens), model.config.hidden_size), dtype="float32"))
     prov = provenance_of(spec, loc, tokenizer)
-    write_json(sm.output.facts, {**prov, **facts})
-    write_sidecar(sm.output.vocab, **prov)  # the input embedding matrix: no forward pass
+    write_json(sm.output.facts, {**prov, "sentences": sentences})
     for key in ("sent_cls", "sent_mean", "sent_pooler"):
-        write_sidecar(sm.output[key], **prov, device=device, bf16=facts["sentences"]["bf16"])
+        write_sidecar(sm.output[key], **prov, device=device, bf16=sentences["bf16"])
 
 
 run(snakemake, main)

@@ -31,6 +31,7 @@ TINY_RULES = {
     "corpus",
     "mecab_stats",
     "tokenize",
+    "vocab_matrix",
     "embed",
     "project",
     "plot_vocab_png",
