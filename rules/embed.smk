@@ -1,6 +1,7 @@
 # The whole input embedding matrix, and sentence vectors of every layer and pooling, of one
 # model (results/embeddings/{model}/). Two rules: the matrix needs no forward pass, so the
-# embeddings settings (precision, batch size) do not rerun it or the vocabulary maps.
+# embeddings settings (precision, batch size) rerun neither it nor the vocabulary maps and their
+# PNGs (the knn job searches both matrices, so it and the token explorer page still rerun).
 
 
 rule vocab_matrix:

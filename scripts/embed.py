@@ -13,7 +13,7 @@ def main(sm):
     tokens = read_table(sm.input.tokens)
     cfg = sm.params.embeddings
     paths = {p: sm.output[f"sent_{p}"] for p in ("cls", "mean", "pooler")}
-    sentences = sentence_embeddings(
+    sentence_facts = sentence_embeddings(
         model,
         list(tokens["input_ids"]),
         pad_id=tokenizer.pad_token_id,
@@ -26,7 +26,7 @@ def main(sm):
         bf16=cfg["bf16"],
     )
     # A model without a pooler still gets a (0-row) pooler file, so the outputs are fixed.
-    if "pooler" not in sentences["poolings"]:
+    if "pooler" not in sentence_facts["poolings"]:
         import numpy as np
 
         from bertlens.io import atomic_path
@@ -34,9 +34,9 @@ def main(sm):
         with atomic_path(paths["pooler"], suffix=".npy") as tmp:
             np.save(tmp, np.zeros((0, len(tokens), model.config.hidden_size), dtype="float32"))
     prov = provenance_of(spec, loc, tokenizer)
-    write_json(sm.output.facts, {**prov, "sentences": sentences})
+    write_json(sm.output.facts, {**prov, "sentences": sentence_facts})
     for key in ("sent_cls", "sent_mean", "sent_pooler"):
-        write_sidecar(sm.output[key], **prov, device=device, bf16=sentences["bf16"])
+        write_sidecar(sm.output[key], **prov, device=device, bf16=sentence_facts["bf16"])
 
 
 run(snakemake, main)

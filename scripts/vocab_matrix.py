@@ -1,11 +1,10 @@
 """Vocabulary-matrix stage: the whole input token-embedding matrix of one model, with each
 token's string and corpus frequency (no forward pass)."""
 
-from bertlens.embeddings import vocab_matrix
 from bertlens.io import read_table, write_sidecar
 from bertlens.modelstage import load, provenance_of
 from bertlens.stage import run
-from bertlens.tokenstats import token_counts
+from bertlens.vocab_matrix import token_counts, vocab_matrix
 
 
 def main(sm):

@@ -15,10 +15,10 @@ from bertlens.embeddings import (
     pad_batch,
     pool,
     sentence_embeddings,
-    vocab_matrix,
 )
 from bertlens.stage import has_bf16_units
-from bertlens.tokenstats import token_counts, tokenize_texts
+from bertlens.tokenstats import tokenize_texts
+from bertlens.vocab_matrix import token_counts, vocab_matrix
 
 
 @pytest.fixture(scope="module")

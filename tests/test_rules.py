@@ -77,6 +77,13 @@ def test_code_input_lists_every_module_the_script_reaches(smk, rule, block):
     assert not extra, f"rule {rule}: {extra} in its code input, not reached by {script}"
 
 
+def test_vocab_matrix_code_leaves_out_the_forward_pass():
+    """Editing the sentence-vector code (or the plots) must not rerun the input matrix."""
+    names = {Path(p).name for p in reached_modules(SCRIPTS / "vocab_matrix.py")}
+    assert "vocab_matrix.py" in names
+    assert not names & {"embeddings.py", "tokenstats.py", "plotting.py"}, names
+
+
 def test_reached_modules_follows_function_level_and_relative_imports(tmp_path):
     """A module imported inside a function, through a relative import of a module imported by
     another, is reached; a module nobody imports and modules outside the folder are not."""

@@ -385,7 +385,8 @@ def test_unreadable_download_is_deleted_and_named_by_url(tmp_path):
 # ============================================================================ one clear line
 def test_max_length_above_the_model_positions(tiny_model):
     """The tiny model has 64 positions: tokenize (config only) and every stage that loads the
-    model (embed, padding, internals, attention, through modelstage.load) stop with one line."""
+    model (vocab_matrix, embed, padding, internals, attention, through modelstage.load) stop
+    with one line."""
     from bertlens.modelstage import load
 
     entry = {"name": "tiny-en", "path": str(tiny_model), "column": "en", "max_length": 128}

@@ -75,6 +75,7 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     assert meta["tokenizer"]
     facts = json.loads((res / "embeddings" / "tiny-en" / "facts.json").read_text())
     assert meta["device"] == facts["sentences"]["device"] and meta["bf16"] is False
+    assert "vocab" not in facts  # the input matrix's facts are in its own sidecar
     assert facts["sentences"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert "torch" in meta["versions"] and "transformers" in meta["versions"]
     vocab_meta = json.loads((res / "embeddings" / "tiny-en" / "vocab.npy.meta.json").read_text())
@@ -148,6 +149,16 @@ def test_bf16_embeddings_rerun_embed_and_downstream_only(tiny_run):
     expected = {"embed", "knn", "probe_neighbors", "project", *PROJECTION_DOWNSTREAM}
     assert set(counts) == expected - {"plot_vocab_png"}, sorted(counts)
     assert counts["project"] == 2  # the sentence maps of both models
+
+
+def test_vocabulary_map_needs_no_forward_pass(tiny_run):
+    """Whatever the rerun triggers, the vocabulary map and its PNG never wait for embed."""
+    work, cfg, _ = tiny_run
+    target = "results/plots/tiny-en/vocab_tsne.png"
+    proc = snakemake(work, target, "--configfile", str(cfg), "-n", "--forceall", "--cores", "1")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert {"vocab_matrix", "project", "plot_vocab_png"} <= set(counts), counts
+    assert "embed" not in counts and counts["project"] == 1, counts
 
 
 def test_lint_is_clean(repo):

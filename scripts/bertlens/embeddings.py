@@ -1,4 +1,4 @@
-"""Embedding stage: the input token-embedding matrix and per-layer sentence vectors.
+"""Embedding stage: the CLS, mean and pooler vector of every sentence at every layer.
 
 Sentence vectors are computed in batches sorted by length with padding only to the longest
 sentence of each batch, under ``torch.inference_mode``, and streamed into ``.npy`` files of shape
@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from .io import atomic_path, write_table
+from .io import atomic_path
 from .models import model_has_pooler
 from .spread import SpreadMeter, degenerate_report
 from .stage import bf16_if_supported
@@ -253,34 +252,4 @@ def sentence_embeddings(
         "workers": workers,
         "spread": spreads,
         "degenerate": degenerate,
-    }
-
-
-def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: str) -> dict:
-    """The input token-embedding matrix (whole vocabulary) with token strings and corpus
-    frequencies."""
-    weight = model.get_input_embeddings().weight.detach().float().cpu().numpy()
-    SpreadMeter(1, weight.shape[1]).add(weight[None], "input-embedding", np.arange(len(weight)))
-    n = weight.shape[0]
-    tokens = tokenizer.convert_ids_to_tokens(list(range(min(n, len(tokenizer)))))
-    tokens += [f"<unused:{i}>" for i in range(len(tokens), n)]
-    special = set(tokenizer.all_special_ids)
-    freq = np.zeros(n, dtype=np.int64)
-    freq[: min(n, len(counts))] = counts[:n]
-    with atomic_path(out_npy, suffix=".npy") as tmp:
-        np.save(tmp, weight)
-    table = pd.DataFrame(
-        {
-            "token_id": np.arange(n),
-            "token": tokens,
-            "frequency": freq,
-            "special": [i in special for i in range(n)],
-            "subword": [t.startswith("##") for t in tokens],
-        }
-    )
-    write_table(out_table, table)
-    return {
-        "vocab_size": n,
-        "hidden_size": weight.shape[1],
-        "tokens_seen_in_corpus": int((freq > 0).sum()),
     }
