@@ -27,6 +27,8 @@ rule project:
             if "umap" in config["projection"][wc.target]["methods"]
             else None
         ),
-        column=lambda wc: MODELS[wc.model]["column"],
+        column=lambda wc: (
+            MODELS[wc.model]["column"] if wc.target == "sentences" else None
+        ),
     script:
         "../scripts/project.py"

@@ -6,8 +6,7 @@ from bertlens.layers import contextual_vectors
 from bertlens.models import mecab_tagger
 from bertlens.modelstage import load, provenance_of
 from bertlens.stage import pick_device, run
-from bertlens.tokenstats import language_of
-from bertlens.vocab_matrix import token_counts
+from bertlens.tokenstats import language_of, token_counts
 
 
 def main(sm):

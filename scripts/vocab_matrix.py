@@ -4,7 +4,8 @@ token's string and corpus frequency (no forward pass)."""
 from bertlens.io import read_table, write_sidecar
 from bertlens.modelstage import load, provenance_of
 from bertlens.stage import run
-from bertlens.vocab_matrix import token_counts, vocab_matrix
+from bertlens.tokenstats import token_counts
+from bertlens.vocab_matrix import vocab_matrix
 
 
 def main(sm):

@@ -17,8 +17,8 @@ from bertlens.embeddings import (
     sentence_embeddings,
 )
 from bertlens.stage import has_bf16_units
-from bertlens.tokenstats import tokenize_texts
-from bertlens.vocab_matrix import token_counts, vocab_matrix
+from bertlens.tokenstats import token_counts, tokenize_texts
+from bertlens.vocab_matrix import vocab_matrix
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,11 @@ def test_vocab_matrix_has_every_token_and_frequency(minilm, sentences, tmp_path)
     assert table.loc[table["token"] == "[CLS]", "special"].item()
     the = table.loc[table["token"] == "the", "frequency"].item()
     assert the == sum(s.lower().split().count("the") for s in sentences) or the > 0
+
+
+def test_token_counts_of_no_rows_are_zeros():
+    counts = token_counts(pd.DataFrame({"input_ids": []}), 7)
+    assert counts.dtype == np.int64 and counts.tolist() == [0] * 7
 
 
 def test_failed_encoding_leaves_no_output(minilm, tmp_path):

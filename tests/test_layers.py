@@ -21,8 +21,7 @@ from bertlens.layers import contextual_vectors, load_vectors, word_vectors
 from bertlens.logitlens import held_out_rows, lens_logits, logit_lens
 from bertlens.models import ModelSpec, load_model, load_tokenizer, location
 from bertlens.probes import control_labels, probe_layers, sentence_split
-from bertlens.tokenstats import tokenize_texts
-from bertlens.vocab_matrix import token_counts
+from bertlens.tokenstats import token_counts, tokenize_texts
 
 SETTINGS = {"sentences": 40, "seed": 3, "batch_size": 16}
 

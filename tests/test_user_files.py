@@ -28,9 +28,13 @@ def _planned(output: str) -> list[str]:
     return sorted(jobs)
 
 
+KINDS = (("tokens", "stats.json"), ("embeddings", "vocab.npy"))  # two stages that load the model
+
+
 def test_resaving_a_path_model_reruns_exactly_its_stages(tmp_path):
-    """Two `path:` models tokenize the corpus; re-saving one of them (new weights, same folder)
-    plans its tokenize job again, and nothing of the other model or the corpus."""
+    """Two `path:` models tokenize the corpus and take their input matrices; re-saving one of
+    them (new weights, same folder) plans its two jobs again, and nothing of the other model or
+    the corpus."""
     one = save_tiny_bert(tmp_path / "one", seed=0)
     two = save_tiny_bert(tmp_path / "two", seed=1)
     corpus = write_tiny_corpus(tmp_path / "tiny.tsv", rows=12)
@@ -40,7 +44,7 @@ def test_resaving_a_path_model_reruns_exactly_its_stages(tmp_path):
         {"name": "two", "path": str(two), "column": "en", "max_length": 32},
     ]
     configfile = write_config(tmp_path / "config.yaml", cfg)
-    targets = ["results/tokens/one/stats.json", "results/tokens/two/stats.json"]
+    targets = [f"results/{kind}/{m}/{name}" for m in ("one", "two") for kind, name in KINDS]
     common = ["--configfile", str(configfile), "--cores", "1", *targets]
     snakemake(tmp_path, *common)
     dry = snakemake(tmp_path, "-n", *common)
@@ -49,7 +53,7 @@ def test_resaving_a_path_model_reruns_exactly_its_stages(tmp_path):
     save_tiny_bert(one, seed=2)  # the user fine-tunes and saves into the same folder
     proc = snakemake(tmp_path, "-n", *common)
     out = proc.stdout + proc.stderr
-    assert _planned(out) == ["tokenize[one]"], out[-3000:]
+    assert _planned(out) == ["tokenize[one]", "vocab_matrix[one]"], out[-3000:]
     assert "Updated input files" in out and str(one / "model.safetensors") in out
 
 

@@ -30,7 +30,7 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def test_whole_dag_runs_and_writes_every_stage(tiny_run):
+def test_whole_dag_runs_and_writes_every_stage(tiny_run, tiny_model):
     work, _, _ = tiny_run
     res = work / "results"
     corpus = pd.read_parquet(res / "corpus" / "corpus.parquet")
@@ -78,11 +78,14 @@ def test_whole_dag_runs_and_writes_every_stage(tiny_run):
     assert "vocab" not in facts  # the input matrix's facts are in its own sidecar
     assert facts["sentences"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert "torch" in meta["versions"] and "transformers" in meta["versions"]
+    # the input matrix's sidecar: the model's whole vocabulary, the tokens the corpus uses
     vocab_meta = json.loads((res / "embeddings" / "tiny-en" / "vocab.npy.meta.json").read_text())
-    assert vocab_meta["model"] == "tiny-en" and vocab_meta["vocab_size"] == len(
-        pd.read_parquet(res / "embeddings" / "tiny-en" / "vocab.parquet")
+    vocab_table = pd.read_parquet(res / "embeddings" / "tiny-en" / "vocab.parquet")
+    model_config = json.loads((tiny_model / "config.json").read_text())
+    assert (
+        vocab_meta["model"] == "tiny-en" and vocab_meta["vocab_size"] == model_config["vocab_size"]
     )
-    assert "device" not in vocab_meta  # the input matrix: no forward pass
+    assert 0 < vocab_meta["tokens_seen_in_corpus"] == (vocab_table["frequency"] > 0).sum()
     proj_meta = json.loads((res / "projection" / "tiny-en" / "vocab.parquet.meta.json").read_text())
     assert proj_meta["seed"] == 42
     assert (res / "mecab" / "easy_ja" / "stats.json").exists()

@@ -12,7 +12,6 @@ import pandas as pd
 
 from .io import write_json, write_table
 from .stage import UserError
-from .vocab_matrix import token_counts
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,14 @@ def tokenize_texts(
             "truncated": lengths_arr > max_length,
         }
     )
+
+
+def token_counts(tokens: pd.DataFrame, vocab_size: int) -> np.ndarray:
+    """How often each vocabulary id occurs in the (truncated) corpus token ids."""
+    if len(tokens) == 0:
+        return np.zeros(vocab_size, dtype=np.int64)
+    flat = np.concatenate(list(tokens["input_ids"]))
+    return np.bincount(flat, minlength=vocab_size).astype(np.int64)
 
 
 def token_stats(

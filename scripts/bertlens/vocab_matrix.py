@@ -11,14 +11,6 @@ from .io import atomic_path, write_table
 from .spread import SpreadMeter
 
 
-def token_counts(tokens: pd.DataFrame, vocab_size: int) -> np.ndarray:
-    """How often each vocabulary id occurs in the (truncated) corpus token ids."""
-    if len(tokens) == 0:
-        return np.zeros(vocab_size, dtype=np.int64)
-    flat = np.concatenate(list(tokens["input_ids"]))
-    return np.bincount(flat, minlength=vocab_size).astype(np.int64)
-
-
 def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: str) -> dict:
     """The input token-embedding matrix (whole vocabulary) with token strings and corpus
     frequencies."""
