@@ -80,11 +80,13 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def gemm_flops(n: int = 2048, repeats: int = 5, device: str = "cpu", bf16: bool = False) -> float:
+def gemm_flops(
+    n: int | None = None, repeats: int = 5, device: str = "cpu", bf16: bool = False
+) -> float:
     """This machine's matrix-multiply rate (FLOP/s) on n x n matrices on ``device``, in float32
-    or bfloat16; on a GPU 4n x 4n (8192 by default): a 2048-wide product there takes about as
-    long as its launch."""
-    n = n if device == "cpu" else 4 * n
+    or bfloat16; n is 2048 on a CPU and 8192 on a GPU by default (a 2048-wide product there
+    takes about as long as its launch)."""
+    n = n or (2048 if device == "cpu" else 8192)
     dtype = torch.bfloat16 if bf16 else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -110,7 +112,7 @@ def bert_forward_flops(config, batches: list[tuple[int, int]]) -> float:
 
 
 # --------------------------------------------------------------------------- 1 extraction
-EXTRACTION_MODELS = ("minilm", "bert-base")
+EXTRACTION_MODELS = {"minilm": "MiniLM", "bert-base": "BERT-base shape"}  # name: label
 
 
 def extraction_model(name: str, folder: Path) -> tuple[ModelSpec, str]:
@@ -140,8 +142,6 @@ def bench_extraction(
     ``encode`` on ``device``; with ``bf16`` ours runs under bf16 autocast and
     sentence-transformers in bfloat16, and both once more in float32 in the same rounds; seed
     000 as written (float32)."""
-    if repeats < 1:
-        raise SystemExit("error: the extraction comparison needs --repeats 1 or more")
     if bf16 and not has_bf16_units(device):
         raise SystemExit(f"error: --extraction-bf16: {device} has no bfloat16 units; leave it out")
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
@@ -545,7 +545,7 @@ def markdown(res: dict[str, Any]) -> str:
     e = res.get("extraction")
     if e:
         precision = e.get("precision", "fp32")
-        model = {"minilm": "MiniLM", "bert-base": "BERT-base shape"}[e.get("model", "minilm")]
+        model = EXTRACTION_MODELS[e.get("model", "minilm")]
         row(
             f"sentence embeddings, {e['sentences']:,} sentences, {model}, {e.get('device', 'cpu')}, "
             f"{precision}, all layers and poolings vs seed 000 (padding=True, batch 16, no_grad, "
@@ -679,12 +679,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--extraction-model",
-        choices=EXTRACTION_MODELS,
+        choices=list(EXTRACTION_MODELS),
         default="minilm",
         help="bert-base: BERT-base's shape with random weights (the seeds' model size)",
     )
     parser.add_argument(
-        "--extraction-device", default="cpu", help="cpu or cuda: where all sides of it run"
+        "--extraction-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where all sides of it run",
     )
     parser.add_argument(
         "--extraction-bf16",
@@ -707,6 +710,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "replace only those run now",
     )
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
     only = set(args.only.split(","))
     repeats = 1 if args.smoke else args.repeats
     command = " ".join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])

@@ -46,7 +46,7 @@ def main(sm):
     sentences = list(probes["sentences"])
     matches = match_sentences(sentences, texts)
     encoded = {}
-    bf16 = facts["sentences"].get("bf16", False)  # as the corpus vectors were made
+    bf16 = facts["sentences"]["bf16"]  # as the corpus vectors were made
     if any(m is None for m in matches):
         model = load_model(spec, loc)
         encoded = encode_sentences(

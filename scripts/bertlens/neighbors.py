@@ -789,12 +789,12 @@ def encode_sentences(
     (pooler: (1, texts, hidden))."""
     import torch
 
-    from .embeddings import encode
+    from .embeddings import bf16_linear_weights, encode
     from .tokenstats import tokenize_texts
 
     out: dict[str, list[np.ndarray]] = {p: [] for p in poolings}
     tokens = tokenize_texts(tokenizer, list(texts), max_length)
-    with torch.inference_mode():
+    with torch.inference_mode(), bf16_linear_weights(model, bf16):
         for ids in tokens["input_ids"]:
             input_ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None, :]
             pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings, bf16)
