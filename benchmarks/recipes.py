@@ -45,21 +45,21 @@ class EncodeRun(NamedTuple):
     attention: str  # the attention implementation its model ran
 
 
-def sentence_transformers_encode(
-    model_dir: str,
-    texts: Sequence[str],
-    batch_size: int = ST_BATCH_SIZE,
-    device: str = "cpu",
-    bf16: bool = False,
-) -> EncodeRun:
-    """sentence-transformers' ``encode`` on the same model (mean pooling of the last layer) on
-    ``device``; with ``bf16`` the model is loaded in bfloat16 (its documented way,
-    ``model_kwargs={"dtype": torch.bfloat16}``). Seconds exclude model loading."""
+def sentence_transformers_model(model_dir: str, device: str = "cpu", bf16: bool = False):
+    """sentence-transformers' model on the same weights (mean pooling of the last layer) on
+    ``device``; with ``bf16`` loaded in bfloat16 (its documented way,
+    ``model_kwargs={"dtype": torch.bfloat16}``)."""
     from sentence_transformers import SentenceTransformer
 
     kwargs = {"dtype": torch.bfloat16} if bf16 else None
-    st = SentenceTransformer(model_dir, device=device, model_kwargs=kwargs)
-    st.encode(list(texts[:8]), batch_size=batch_size)  # warm-up
+    return SentenceTransformer(model_dir, device=device, model_kwargs=kwargs)
+
+
+def sentence_transformers_encode(
+    st, texts: Sequence[str], batch_size: int = ST_BATCH_SIZE
+) -> EncodeRun:
+    """``encode`` of a model from ``sentence_transformers_model``, after a warm-up."""
+    st.encode(list(texts[:8]), batch_size=batch_size)
     start = time.perf_counter()
     vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
     seconds = time.perf_counter() - start
