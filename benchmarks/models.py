@@ -7,15 +7,19 @@ import torch
 from transformers import BertConfig, BertModel
 
 
-def random_bert(vocab_size: int, layers: int = 12, hidden: int = 768, seed: int = 0) -> BertModel:
-    """A BERT encoder with ``layers`` layers of width ``hidden`` (64 per attention head, a
-    feed-forward 4x as wide: BERT-base's proportions; the defaults are BERT-base), in eval mode."""
-    torch.manual_seed(seed)
-    config = BertConfig(
+def bert_config(vocab_size: int, layers: int = 12, hidden: int = 768) -> BertConfig:
+    """A BERT of ``layers`` layers of width ``hidden`` in BERT-base's proportions (64 per
+    attention head, a feed-forward 4x as wide); the defaults are BERT-base."""
+    return BertConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=max(1, hidden // 64),
         intermediate_size=4 * hidden,
     )
-    return BertModel(config).eval()
+
+
+def random_bert(vocab_size: int, layers: int = 12, hidden: int = 768, seed: int = 0) -> BertModel:
+    """A ``bert_config`` encoder with random weights from ``seed``, in eval mode."""
+    torch.manual_seed(seed)
+    return BertModel(bert_config(vocab_size, layers, hidden)).eval()

@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO)]
 
 import torch  # noqa: E402
-from transformers import BertConfig, BertForMaskedLM  # noqa: E402
+from transformers import BertForMaskedLM  # noqa: E402
 
+from benchmarks.models import bert_config  # noqa: E402
 from bertlens.mlm import SparseMlm  # noqa: E402
 
 
@@ -44,11 +45,7 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=a.vocab, hidden_size=a.hidden, num_hidden_layers=a.layers,
-        num_attention_heads=a.hidden // 64, intermediate_size=4 * a.hidden,
-    )  # fmt: skip
-    model = BertForMaskedLM(cfg)
+    model = BertForMaskedLM(bert_config(a.vocab, a.layers, a.hidden))
     ids = torch.randint(5, a.vocab, (a.batch, a.length))
     chosen = torch.rand(ids.shape) < 0.15
     labels = torch.where(chosen, ids, -100)
