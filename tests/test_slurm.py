@@ -255,7 +255,7 @@ def run_on_cluster(work: Path, cfg: Path, *extra: str):
         *CLUSTER_ARGS,
         *extra,
         # A guard against a hang, not a speed target: the whole tiny DAG as SLURM jobs, beside the
-        # local run on the same cores, takes about 5 minutes on 2 cores.
+        # local run on the same cores, takes 5 to 7 minutes on 2 cores.
         timeout=900,
     )
     return proc, parse_run(proc.stdout + proc.stderr, work)
