@@ -40,15 +40,8 @@ from transformers import TrainerCallback  # noqa: E402
 
 from benchmarks import recipes  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
+from benchmarks.models import SCRATCH_BERT  # noqa: E402
 from benchmarks.run import masked_eval_loss  # noqa: E402
-
-BERT = {
-    "num_hidden_layers": 4,
-    "hidden_size": 256,
-    "num_attention_heads": 4,
-    "intermediate_size": 1024,
-    "max_position_embeddings": 128,
-}
 
 
 def ours_defaults() -> dict[str, Any]:
@@ -56,7 +49,9 @@ def ours_defaults() -> dict[str, Any]:
     cfg = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     (entry,) = cfg["training"].values()
     entry = {k: v for k, v in entry.items() if k not in ("vocab",)}
-    entry.update(bert=dict(BERT), eval_fraction=0.02, eval_every=10**9, checkpoint_every=10**9)
+    entry.update(
+        bert=dict(SCRATCH_BERT), eval_fraction=0.02, eval_every=10**9, checkpoint_every=10**9
+    )
     entry.pop("max_steps", None)
     return entry
 
@@ -127,7 +122,7 @@ def run_notebook(
 
     torch.manual_seed(42)
     model = BertForMaskedLM(
-        BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **BERT)
+        BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **SCRATCH_BERT)
     )
     model.to(device)
     res = recipes.notebook_mlm_curve(

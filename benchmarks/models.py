@@ -6,6 +6,16 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertModel
 
+# The size of the default config's scratch model (training.easy-ja-scratch.bert), which the MLM
+# benchmarks train with both recipes.
+SCRATCH_BERT = {
+    "num_hidden_layers": 4,
+    "hidden_size": 256,
+    "num_attention_heads": 4,
+    "intermediate_size": 1024,
+    "max_position_embeddings": 128,
+}
+
 
 def bert_config(vocab_size: int, layers: int = 12, hidden: int = 768) -> BertConfig:
     """A BERT of ``layers`` layers of width ``hidden`` in BERT-base's proportions (64 per

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from benchmarks import recipes  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
-from benchmarks.models import random_bert  # noqa: E402
+from benchmarks.models import SCRATCH_BERT, random_bert  # noqa: E402
 from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
 from bertlens.models import (  # noqa: E402
     ModelSpec,
@@ -343,13 +343,6 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
         mecab_dic="ipadic",
     )  # fmt: skip
     tokenizer = load_trained_tokenizer(tmp / "vocab")
-    bert = {
-        "num_hidden_layers": 4,
-        "hidden_size": 256,
-        "num_attention_heads": 4,
-        "intermediate_size": 1024,
-        "max_position_embeddings": 128,
-    }
     lr = 1e-3  # the benchmark's choice for both (seed 002 uses 5e-5; see mlm_time.py)
     # both models are scored with the same function on the same masked sentences, which
     # neither trains on; both train with batches of 16 (the notebook's), so they make the same
@@ -366,7 +359,7 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
                 {
                     "column": "easy_ja",
                     "init": "scratch",
-                    "bert": bert,
+                    "bert": SCRATCH_BERT,
                     "batch_size": 16,
                     "learning_rate": lr,
                     # the notebook's optimizer: AdamW at a constant rate, no warmup
@@ -412,7 +405,9 @@ def bench_mlm(n: int, steps: int, repeats: int, corpus: str | None) -> dict[str,
         tokens = results["ours"][-1]["tokens"]
         torch.manual_seed(42)
         model = BertForMaskedLM(
-            BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **bert)
+            BertConfig(
+                vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **SCRATCH_BERT
+            )
         )
         nb = recipes.notebook_mlm_train(
             model, tokenizer, texts, token_budget=tokens, learning_rate=lr

@@ -16,7 +16,7 @@ from bertlens.embeddings import (
     pool,
     sentence_embeddings,
 )
-from bertlens.stage import has_bf16_units
+from bertlens.stage import UserError, has_bf16_units
 from bertlens.tokenstats import token_counts, tokenize_texts
 from bertlens.vocab_matrix import vocab_matrix
 
@@ -88,6 +88,27 @@ def test_vocab_matrix_has_every_token_and_frequency(minilm, sentences, tmp_path)
     assert table.loc[table["token"] == "[CLS]", "special"].item()
     the = table.loc[table["token"] == "the", "frequency"].item()
     assert the == sum(s.lower().split().count("the") for s in sentences) or the > 0
+
+
+def test_non_finite_input_matrix_stops_and_writes_nothing(minilm, tmp_path):
+    model, tokenizer = minilm
+    weight = model.get_input_embeddings().weight
+    saved = weight[1037, 3].item()
+    with torch.no_grad():
+        weight[1037, 3] = float("inf")
+    try:
+        with pytest.raises(UserError, match=r"input-embedding vectors \(layer 0, row 1037\)"):
+            vocab_matrix(
+                model,
+                tokenizer,
+                np.zeros(0, np.int64),
+                str(tmp_path / "v.npy"),
+                str(tmp_path / "v.parquet"),
+            )
+    finally:
+        with torch.no_grad():
+            weight[1037, 3] = saved
+    assert not list(tmp_path.iterdir())
 
 
 def test_token_counts_of_no_rows_are_zeros():

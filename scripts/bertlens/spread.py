@@ -2,7 +2,8 @@
 layer 0 is the [CLS] token's input embedding, the same for every sentence) has nothing for cosine
 neighbours, t-SNE or PCA to show. The embedding stage measures each matrix once, as it writes it
 (``SpreadMeter``), and lists the degenerate ones in its facts; every later stage skips those with
-the reason (``degenerate_matrices``). Non-finite vectors stop the embedding stage.
+the reason (``degenerate_matrices``). Non-finite vectors stop the embedding and vocab_matrix
+stages (``check_finite``).
 
 numpy only: the projection and neighbour stages read this without torch.
 """
@@ -15,6 +16,19 @@ from typing import Any
 import numpy as np
 
 from .stage import UserError
+
+
+def check_finite(block: np.ndarray, what: str, rows: np.ndarray) -> None:
+    """Stop with the first NaN or infinite value of ``block`` (layers, rows, hidden), named by
+    ``what``, its layer and its row among ``rows``."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        layer, j, _ = np.argwhere(bad)[0]
+        raise UserError(
+            f"the model gave non-finite (NaN or infinite) {what} vectors (layer {layer}, row "
+            f"{int(rows[j])}): its weights are broken (a training run that "
+            "diverged, a bad conversion); check the model or retrain it"
+        )
 
 
 class SpreadMeter:
@@ -32,14 +46,7 @@ class SpreadMeter:
 
     def add(self, block: np.ndarray, what: str, rows: np.ndarray) -> None:
         """``block`` (layers, rows, hidden); ``what`` and ``rows`` name it in an error."""
-        bad = ~np.isfinite(block)
-        if bad.any():
-            layer, j, _ = np.argwhere(bad)[0]
-            raise UserError(
-                f"the model gave non-finite (NaN or infinite) {what} vectors (layer {layer}, row "
-                f"{int(rows[j])}): its weights are broken (a training run that "
-                "diverged, a bad conversion); check the model or retrain it"
-            )
+        check_finite(block, what, rows)
         norms = np.linalg.norm(block, axis=-1, keepdims=True)
         unit = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
         sums = unit.sum(axis=1, dtype=np.float64)

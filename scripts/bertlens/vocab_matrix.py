@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path, write_table
-from .spread import SpreadMeter
+from .spread import check_finite
 
 
 def vocab_matrix(model, tokenizer, counts: np.ndarray, out_npy: str, out_table: str) -> dict:
     """The input token-embedding matrix (whole vocabulary) with token strings and corpus
     frequencies."""
     weight = model.get_input_embeddings().weight.detach().float().cpu().numpy()
-    SpreadMeter(1, weight.shape[1]).add(weight[None], "input-embedding", np.arange(len(weight)))
+    check_finite(weight[None], "input-embedding", np.arange(len(weight)))
     n = weight.shape[0]
     tokens = tokenizer.convert_ids_to_tokens(list(range(min(n, len(tokenizer)))))
     tokens += [f"<unused:{i}>" for i in range(len(tokens), n)]
