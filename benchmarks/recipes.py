@@ -56,13 +56,18 @@ def sentence_transformers_model(model_dir: str, device: str = "cpu", bf16: bool 
 
 
 def sentence_transformers_encode(
-    st, texts: Sequence[str], batch_size: int = ST_BATCH_SIZE
+    st, texts: Sequence[str], batch_size: int = ST_BATCH_SIZE, kernel: str = "torch"
 ) -> EncodeRun:
-    """``encode`` of a model from ``sentence_transformers_model``, after a warm-up."""
-    st.encode(list(texts[:8]), batch_size=batch_size)
-    start = time.perf_counter()
-    vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
-    seconds = time.perf_counter() - start
+    """``encode`` of a model from ``sentence_transformers_model``, after a warm-up; ``kernel``
+    ``onednn`` runs its linear layers on oneDNN as ours may (``bertlens.matmul``), to show how
+    much of a difference is the library (its default, ``torch``, is what its users run)."""
+    from bertlens.matmul import linear_kernel
+
+    with linear_kernel(st[0].auto_model, kernel):
+        st.encode(list(texts[:8]), batch_size=batch_size)
+        start = time.perf_counter()
+        vecs = st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True)
+        seconds = time.perf_counter() - start
     attention = st[0].auto_model.config._attn_implementation
     return EncodeRun(vecs, seconds, st.max_seq_length, attention)
 

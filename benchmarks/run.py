@@ -32,6 +32,7 @@ from benchmarks import recipes  # noqa: E402
 from benchmarks.corpora import texts_for  # noqa: E402
 from benchmarks.models import SCRATCH_BERT, random_bert  # noqa: E402
 from bertlens.embeddings import length_sorted_batches, sentence_embeddings  # noqa: E402
+from bertlens.matmul import onednn_linear  # noqa: E402
 from bertlens.models import (  # noqa: E402
     ModelSpec,
     attention_implementation,
@@ -81,18 +82,23 @@ def machine_info() -> dict[str, Any]:
 
 
 def gemm_flops(
-    n: int | None = None, repeats: int = 5, device: str = "cpu", bf16: bool = False
+    n: int | None = None,
+    repeats: int = 5,
+    device: str = "cpu",
+    bf16: bool = False,
+    kernel: str = "torch",
 ) -> float:
     """This machine's matrix-multiply rate (FLOP/s) on n x n matrices on ``device``, in float32
-    or bfloat16; n is 2048 on a CPU and 8192 on a GPU by default (a 2048-wide product there
-    takes about as long as its launch)."""
+    or bfloat16, by torch's own kernel or (``onednn``) oneDNN's linear; n is 2048 on a CPU and
+    8192 on a GPU by default (a 2048-wide product there takes about as long as its launch)."""
     n = n or (2048 if device == "cpu" else 8192)
     dtype = torch.bfloat16 if bf16 else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
+    product = onednn_linear if kernel == "onednn" else torch.nn.functional.linear
 
     def mm():
-        torch.mm(a, b)
+        product(a, b, None)
         if device != "cpu":
             torch.cuda.synchronize()
 
@@ -169,11 +175,17 @@ class ExtractionRun:
         self.tokens = self.facts = self.st = None  # from the last round
         self.st_models: dict[bool, Any] = {}  # by bf16, loaded once
 
-    def st_encode(self, bf16: bool) -> recipes.EncodeRun:
-        """sentence-transformers' ``encode`` of the texts, in bfloat16 or float32."""
+    def st_encode(self, bf16: bool, kernel: str = "torch") -> recipes.EncodeRun:
+        """sentence-transformers' ``encode`` of the texts, in bfloat16 or float32, its linear
+        layers on ``kernel``."""
         if bf16 not in self.st_models:
             self.st_models[bf16] = recipes.sentence_transformers_model(self.loc, self.device, bf16)
-        return recipes.sentence_transformers_encode(self.st_models[bf16], self.texts)
+        return recipes.sentence_transformers_encode(self.st_models[bf16], self.texts, kernel=kernel)
+
+    @property
+    def kernel(self) -> str:
+        """The library our linear layers ran on in the last round (``bertlens.matmul``)."""
+        return self.facts["matmul"]["kernel"]
 
     def ours(self, workers=None, bf16=None, texts=None):
         """Tokenize and encode as the embedding stage does; returns (tokens, facts)."""
@@ -204,10 +216,12 @@ class ExtractionRun:
         )
         self.st = self.st_encode(self.bf16)
         r["st"] = self.st.seconds
+        if self.kernel != "torch":
+            r["st_same_kernel"] = self.st_encode(self.bf16, self.kernel).seconds
         if self.bf16:
             r["ours_fp32"], _, _ = median_time(lambda: self.ours(bf16=False), 1)
             r["st_fp32"] = self.st_encode(False).seconds
-        r["gemm_flops_per_s"] = gemm_flops(device=self.device, bf16=self.bf16)
+        r["gemm_flops_per_s"] = gemm_flops(device=self.device, bf16=self.bf16, kernel=self.kernel)
         return r
 
     def summary(self, rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -231,6 +245,7 @@ class ExtractionRun:
                 "ours": attention_implementation(self.model),
                 "sentence_transformers": self.st.attention,
             },
+            "ours_matmul": self.facts["matmul"],
             "sentences": len(self.texts),
             "tokens": int(lengths.sum()),
             "batch_size": self.batch_size,
@@ -261,6 +276,11 @@ class ExtractionRun:
             out["one_batch_at_a_time_vs_sentence_transformers"] = med_ratio(
                 lambda r: r["st"] / r["ours_one_batch_at_a_time"]
             )
+        if self.kernel != "torch":
+            out["sentence_transformers_same_kernel_seconds"] = med("st_same_kernel")
+            out["speedup_vs_sentence_transformers_same_kernel"] = med_ratio(
+                lambda r: r["st_same_kernel"] / r["ours"]
+            )
         if self.bf16:
             out["ours_fp32_seconds"] = med("ours_fp32")
             out["bf16_speedup_over_fp32"] = med_ratio(lambda r: r["ours_fp32"] / r["ours"])
@@ -277,7 +297,7 @@ class ExtractionRun:
             "ours_produces": f"CLS, mean and pooler vectors of all {layers + 1} hidden states "
             f"(embeddings + {layers} layers), {workers} batch(es) of {self.batch_size} at a time "
             f"with {'one torch thread each' if workers > 1 else 'every torch thread'}, "
-            f"{precision}",
+            f"{precision}, linear layers on {self.kernel} ({self.facts['matmul']['reason']})",
             "notebook_produces": "seed 000: last-layer CLS only, batch 16 in corpus order padded "
             "to its longest sentence, no_grad, fp32",
             "sentence_transformers_produces": "last-layer mean only, its default batch of "
@@ -561,6 +581,15 @@ def markdown(res: dict[str, Any]) -> str:
             f"{e['speedup_vs_sentence_transformers']:.2f}x",
             "≥1.5x",
         )
+        if "speedup_vs_sentence_transformers_same_kernel" in e:
+            row(
+                "same vs sentence-transformers with its linear layers on oneDNN, as ours ran "
+                "(not its default: shows how much is the library)",
+                f"{e['ours_seconds']:.2f} s",
+                f"{e['sentence_transformers_same_kernel_seconds']:.2f} s",
+                f"{e['speedup_vs_sentence_transformers_same_kernel']:.2f}x",
+                "",
+            )
         if "bf16_speedup_over_fp32" in e:
             row(
                 "same vs ours in fp32",

@@ -24,6 +24,7 @@ def main(sm):
         dtype=cfg["dtype"],
         min_spread=cfg["min_spread"],
         bf16=cfg["bf16"],
+        cpu_matmul=cfg["cpu_matmul"],
     )
     # A model without a pooler still gets a (0-row) pooler file, so the outputs are fixed.
     if "pooler" not in sentence_facts["poolings"]:
@@ -36,7 +37,13 @@ def main(sm):
     prov = provenance_of(spec, loc, tokenizer)
     write_json(sm.output.facts, {**prov, "sentences": sentence_facts})
     for key in ("sent_cls", "sent_mean", "sent_pooler"):
-        write_sidecar(sm.output[key], **prov, device=device, bf16=sentence_facts["bf16"])
+        write_sidecar(
+            sm.output[key],
+            **prov,
+            device=device,
+            bf16=sentence_facts["bf16"],
+            matmul=sentence_facts["matmul"]["kernel"],
+        )
 
 
 run(snakemake, main)

@@ -1,6 +1,6 @@
 """Stage `padding`: how much a sentence's hidden states move when it is encoded inside a padded
-batch instead of alone, and under other numeric settings (bf16, eager attention, left padding,
-GPU), with a verdict per setting against the configured tolerances.
+batch instead of alone, and under other numeric settings (bf16, eager attention, oneDNN linear
+layers, left padding, GPU), with a verdict per setting against the configured tolerances.
 
 The study runs hundreds of tiny batch-size-1 forward passes. With OpenMP's default busy-waiting,
 torch's threads spin between them and, on a machine shared with other jobs, that slows the whole

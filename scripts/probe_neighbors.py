@@ -46,11 +46,17 @@ def main(sm):
     sentences = list(probes["sentences"])
     matches = match_sentences(sentences, texts)
     encoded = {}
-    bf16 = facts["sentences"]["bf16"]  # as the corpus vectors were made
+    made = facts["sentences"]  # encode as the corpus vectors were made
     if any(m is None for m in matches):
         model = load_model(spec, loc)
         encoded = encode_sentences(
-            model, tokenizer, sentences, sm.params.poolings, spec.max_length, bf16
+            model,
+            tokenizer,
+            sentences,
+            sm.params.poolings,
+            spec.max_length,
+            made["bf16"],
+            made["matmul"]["kernel"],
         )
     stored = {p: np.load(sm.input[f"sent_{p}"], mmap_mode="r") for p in sm.params.poolings}
 
@@ -73,7 +79,7 @@ def main(sm):
         "probe sentence per pooling and layer (0 = embedding output), cosine distance. A probe "
         "found in the corpus uses its stored vector (and is not its own neighbour); any other is "
         "encoded alone by the model"
-        + (", under bf16 autocast as the corpus vectors were." if bf16 else "."),
+        + (", under bf16 autocast as the corpus vectors were." if made["bf16"] else "."),
     )
     prov = provenance_of(spec, loc, tokenizer)
     for out in (sm.output.tokens_csv, sm.output.sentences_csv):

@@ -125,10 +125,11 @@ def test_failed_encoding_leaves_no_output(minilm, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path):
-    """Two batches at a time, one torch thread each: identical vectors from run to run, within
-    1e-5 of one batch at a time on all threads (BLAS splits the sums differently), and torch's
-    thread count is given back."""
+@pytest.mark.parametrize("kernel", ["torch", "onednn"])
+def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path, kernel):
+    """Two batches at a time, one torch thread each, on either linear-layer library: identical
+    vectors from run to run, within 1e-5 of one batch at a time on all threads (BLAS splits the
+    sums differently), and torch's thread count is given back."""
     model, tokenizer = minilm
     ids = list(tokenize_texts(tokenizer, sentences, max_length=128)["input_ids"])
     threads = torch.get_num_threads()
@@ -136,9 +137,17 @@ def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path):
     for name, workers in (("one", 1), ("two", 2), ("two_again", 2)):
         paths = {p: str(tmp_path / f"{name}_{p}.npy") for p in ("cls", "mean", "pooler")}
         facts = sentence_embeddings(
-            model, ids, tokenizer.pad_token_id, 4, ["cls", "mean", "pooler"], paths, workers=workers
+            model,
+            ids,
+            tokenizer.pad_token_id,
+            4,
+            ["cls", "mean", "pooler"],
+            paths,
+            workers=workers,
+            cpu_matmul=kernel,
         )
         assert facts["workers"] == workers
+        assert facts["matmul"]["kernel"] == kernel
         runs[name] = {p: np.load(paths[p]) for p in paths}
     assert torch.get_num_threads() == threads
     for p in ("cls", "mean", "pooler"):

@@ -264,6 +264,9 @@ def test_side_by_side_views_pair_layers_by_depth():
 
 
 def test_blocks_and_subset_bound_do_not_change_results(monkeypatch):
+    """The same neighbours whatever the block size; their distances to float32 rounding (a
+    block's matrix product may take another BLAS kernel: on an AMD EPYC one row at a time is
+    1 ulp off the whole matrix at once)."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=(700, 5)).astype(np.float32)
     ref = knn_cosine(x, 6, block_size=1000)
@@ -271,7 +274,7 @@ def test_blocks_and_subset_bound_do_not_change_results(monkeypatch):
     for block in (1, 33, 700):
         idx, dist = knn_cosine(x, 6, block_size=block)
         np.testing.assert_array_equal(idx, ref[0])
-        np.testing.assert_array_equal(dist, ref[1])
+        np.testing.assert_allclose(dist, ref[1], rtol=0, atol=4e-7)
 
 
 def test_probe_sentences_are_encoded_in_the_corpus_vectors_precision(minilm, english, tmp_path):
@@ -293,3 +296,26 @@ def test_probe_sentences_are_encoded_in_the_corpus_vectors_precision(minilm, eng
     if facts["bf16"]:  # the precision matters: float32 would be off by far more
         fp32 = nb.encode_sentences(model, tokenizer, texts, ["mean"], 128)
         assert np.abs(fp32["mean"] - stored).max() > 1e-4
+
+
+def test_probe_sentences_are_encoded_on_the_corpus_vectors_linear_library(
+    minilm, english, tmp_path
+):
+    """... and on the linear-layer library its facts say ran (``embeddings.cpu_matmul``): one
+    sentence per batch on either side, so the two are the same computation, bit for bit."""
+    from bertlens.embeddings import sentence_embeddings
+    from bertlens.tokenstats import tokenize_texts
+
+    model, tokenizer = minilm
+    texts = english[:4]
+    ids = list(tokenize_texts(tokenizer, texts, max_length=128)["input_ids"])
+    paths = {p: str(tmp_path / f"{p}.npy") for p in ("cls", "mean", "pooler")}
+    facts = sentence_embeddings(
+        model, ids, tokenizer.pad_token_id, 1, ["mean"], paths, workers=1, cpu_matmul="onednn"
+    )
+    stored = np.load(paths["mean"])
+    kernel = facts["matmul"]["kernel"]
+    alone = nb.encode_sentences(model, tokenizer, texts, ["mean"], 128, kernel=kernel)
+    assert np.array_equal(alone["mean"], stored)
+    torch_kernel = nb.encode_sentences(model, tokenizer, texts, ["mean"], 128)
+    assert not np.array_equal(torch_kernel["mean"], stored)  # the library was really switched

@@ -28,7 +28,7 @@ def study(minilm, english):
         max_length=64,
         sample=10,
         partners=[16, "longest"],
-        settings=["bf16", "sdpa_vs_eager", "left_padding", "cuda"],
+        settings=["bf16", "sdpa_vs_eager", "onednn", "left_padding", "cuda"],
         tolerance=1e-5,
         bf16_tolerance=0.1,
         batch_size=4,
@@ -95,6 +95,13 @@ def test_left_padding_needs_position_ids(study):
 
 def test_sdpa_vs_eager_is_rounding(study):
     assert _worst(study.differences, "sdpa_vs_eager", ("cls", "mean", "pooler")) <= 1e-5
+
+
+def test_onednn_linear_layers_are_rounding(study):
+    """The embedding stage's other linear-layer library moves the vectors by rounding only."""
+    worst = _worst(study.differences, "onednn", ("cls", "mean", "pooler"))
+    assert worst <= 1e-5
+    assert study.verdict.set_index("setting").loc["onednn", "verdict"] == "pass"
 
 
 def test_cuda_recorded_as_skipped_without_gpu(study):

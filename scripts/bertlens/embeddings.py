@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .io import atomic_path
+from .matmul import linear_kernel, pick_linear_kernel
 from .models import model_has_pooler
 from .spread import SpreadMeter, degenerate_report
 from .stage import bf16_if_supported
@@ -177,13 +178,16 @@ def sentence_embeddings(
     min_spread: float = 0.0,
     workers: int | None = None,
     bf16: bool = False,
+    cpu_matmul: str = "auto",
 ) -> dict[str, Any]:
     """Encode every sentence and stream each pooling to ``out_paths[pooling]`` (.npy); matrices
     whose rows barely differ (spread below ``min_spread``, see ``SpreadMeter``) are listed under
     ``degenerate`` for the later stages to skip. ``workers``: batches encoded at once on the CPU
     (default: torch's thread count; see ``map_batches``); a GPU runs one at a time. ``bf16``:
     the forward pass under bf16 autocast where ``device`` has bfloat16 units (else float32, with
-    a warning; ``bf16`` in the facts says which ran)."""
+    a warning; ``bf16`` in the facts says which ran). ``cpu_matmul``: the library of the float32
+    linear layers on a CPU (``auto``, ``torch`` or ``onednn``; see ``matmul``); ``matmul`` in
+    the facts says which ran and why."""
     n_layers = model.config.num_hidden_layers
     hidden = model.config.hidden_size
     wanted = [p for p in poolings if p != "pooler" or model_has_pooler(model)]
@@ -193,17 +197,22 @@ def sentence_embeddings(
     workers = workers or torch.get_num_threads()
     bf16 = bf16_if_supported(bf16, device, "encoding")
     model.to(device)
+    matmul = pick_linear_kernel(cpu_matmul, model, device, bf16)
     log.info(
-        "encoding %d sentences on %s in %s",
+        "encoding %d sentences on %s in %s, linear layers on %s (%s%s)",
         len(ids),
         device,
         "bf16 (autocast)" if bf16 else "float32",
+        matmul["kernel"],
+        matmul["reason"],
+        f": {matmul['gflops']} GFLOP/s" if "gflops" in matmul else "",
     )
     started = time.perf_counter()
     batches = list(length_sorted_batches(lengths, batch_size))
     # Each file is written under a temporary name and renamed only when all batches are done.
     with contextlib.ExitStack() as stack:
         stack.enter_context(bf16_linear_weights(model, bf16))
+        stack.enter_context(linear_kernel(model, matmul["kernel"]))
         writers: dict[str, NpyRowWriter] = {}
         meters: dict[str, SpreadMeter] = {}
         for how in wanted:
@@ -249,6 +258,7 @@ def sentence_embeddings(
         "sentences_per_second": round(len(ids) / max(elapsed, 1e-9), 1),
         "device": device,
         "bf16": bf16,
+        "matmul": matmul,
         "workers": workers,
         "spread": spreads,
         "degenerate": degenerate,

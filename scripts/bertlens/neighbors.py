@@ -783,18 +783,24 @@ def encode_sentences(
     poolings: Sequence[str],
     max_length: int,
     bf16: bool = False,
+    kernel: str = "torch",
 ) -> dict[str, np.ndarray]:
     """Encode ``texts`` one at a time (no padding) as the embedding stage pools them, in its
-    precision (``bf16``: what its facts say ran): {pooling: (layers + 1, texts, hidden)}
-    (pooler: (1, texts, hidden))."""
+    precision and on its linear-layer library (``bf16``, ``kernel``: what its facts say ran):
+    {pooling: (layers + 1, texts, hidden)} (pooler: (1, texts, hidden))."""
     import torch
 
     from .embeddings import bf16_linear_weights, encode
+    from .matmul import linear_kernel
     from .tokenstats import tokenize_texts
 
     out: dict[str, list[np.ndarray]] = {p: [] for p in poolings}
     tokens = tokenize_texts(tokenizer, list(texts), max_length)
-    with torch.inference_mode(), bf16_linear_weights(model, bf16):
+    with (
+        torch.inference_mode(),
+        bf16_linear_weights(model, bf16),
+        linear_kernel(model, kernel),
+    ):
         for ids in tokens["input_ids"]:
             input_ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None, :]
             pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings, bf16)

@@ -2,8 +2,8 @@
 
 A sentence encoded *alone* (batch size 1, no padding) is the reference. The same sentence is then
 encoded inside padded batches (with a partner sentence of a configured length in the batch) and
-under other numeric settings (bf16 autocast, eager instead of SDPA attention, left instead of right
-padding, GPU instead of CPU). Every comparison is made on the sentence's real tokens only, per
+under other numeric settings (bf16 autocast, eager instead of SDPA attention, oneDNN instead of
+torch's own linear layers, left instead of right padding, GPU instead of CPU). Every comparison is made on the sentence's real tokens only, per
 layer (0 = embedding output, then every encoder layer) and per pooling:
 
 * ``cls``: the first token's vector;
@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from .io import write_html_table, write_json, write_table
+from .matmul import linear_kernel, onednn_available
 from .models import attention_implementation, model_has_pooler, use_attention
 from .padding_encodings import (
     Encoding,
@@ -52,7 +53,7 @@ from .stage import UserError
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("bf16", "sdpa_vs_eager", "left_padding", "cuda")
+SETTINGS = ("bf16", "sdpa_vs_eager", "onednn", "left_padding", "cuda")
 
 
 @dataclass
@@ -187,6 +188,19 @@ class _Comparisons:
         except (ValueError, AttributeError) as err:
             self.skipped["sdpa_vs_eager"] = f"cannot switch to eager attention: {err}"
 
+    def onednn(self, alone: Encoding) -> None:
+        """The embedding stage's other CPU library for the linear layers (``matmul``)."""
+        if not onednn_available():
+            self.skipped["onednn"] = "this torch build has no oneDNN"
+            return
+
+        def step() -> None:
+            with linear_kernel(self.model, "onednn"):
+                enc = encode_alone(self.model, self.s.ids)
+            self.add(compare(alone, enc), "onednn", "none", self.s.lengths)
+
+        self.timed("onednn", step)
+
     def cuda(self, alone: Encoding, use_cuda: bool) -> None:
         if not use_cuda:
             self.skipped["cuda"] = (
@@ -249,6 +263,8 @@ def padding_study(
         run.bf16(alone)
     if "sdpa_vs_eager" in settings:
         run.sdpa_vs_eager(alone)
+    if "onednn" in settings:
+        run.onednn(alone)
     if "cuda" in settings:
         run.cuda(alone, torch.cuda.is_available() if cuda is None else cuda)
     mask = run.timed("mask_check", lambda: _mask_check(model, s, tolerance, seed))

@@ -17,6 +17,7 @@ COMPARES = {
     "padded": "fp32, right-padded batch with the partner vs the sentence alone (batch size 1)",
     "bf16": "bf16 autocast alone vs fp32 alone",
     "sdpa_vs_eager": "eager attention alone vs SDPA attention alone (fp32)",
+    "onednn": "oneDNN linear layers alone vs torch's own alone (fp32; embeddings.cpu_matmul)",
     "left_padding": (
         "left-padded batch with position_ids 0..n-1 vs the same batch right-padded (fp32)"
     ),
@@ -74,6 +75,7 @@ def verdict_table(
         "left_padding_no_position_ids",
         "bf16",
         "sdpa_vs_eager",
+        "onednn",
         "cuda",
     ]
     for setting in order:
