@@ -3,11 +3,10 @@ rounding, is put back after, and ``auto`` takes what it measured faster."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from bertlens.embeddings import encode, pad_batch, sentence_embeddings
+from bertlens.embeddings import encode, pad_batch
 from bertlens.matmul import (
     MARGIN,
     choose_kernel,
@@ -87,32 +86,6 @@ def test_linear_rates_time_both_kernels():
     rates = linear_rates(64, 128, rows=32, repeats=2)
     assert set(rates) == {"torch", "onednn"}
     assert all(r > 0 for r in rates.values())
-
-
-def test_embedding_stage_on_onednn_matches_torch(minilm, english, tmp_path):
-    """The stage's vectors on either library agree to 1e-5; the facts say which ran."""
-    model, tokenizer = minilm
-    ids = list(tokenize_texts(tokenizer, english[:40], max_length=64)["input_ids"])
-    runs = {}
-    for kernel in ("torch", "onednn"):
-        paths = {p: str(tmp_path / f"{kernel}_{p}.npy") for p in ("cls", "mean", "pooler")}
-        facts = sentence_embeddings(
-            model,
-            ids,
-            tokenizer.pad_token_id,
-            8,
-            ["cls", "mean", "pooler"],
-            paths,
-            cpu_matmul=kernel,
-        )
-        assert facts["matmul"] == {
-            "kernel": kernel,
-            "choice": kernel,
-            "reason": "set in the config",
-        }
-        runs[kernel] = {p: np.load(paths[p]) for p in paths}
-    for p in runs["torch"]:
-        assert np.abs(runs["onednn"][p] - runs["torch"][p]).max() < 1e-5
 
 
 def test_onednn_asked_for_without_onednn_is_one_clear_line(minilm, monkeypatch):
