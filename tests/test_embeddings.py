@@ -16,6 +16,7 @@ from bertlens.embeddings import (
     pool,
     sentence_embeddings,
 )
+from bertlens.matmul import onednn_available
 from bertlens.stage import UserError, has_bf16_units
 from bertlens.tokenstats import token_counts, tokenize_texts
 from bertlens.vocab_matrix import vocab_matrix
@@ -125,7 +126,15 @@ def test_failed_encoding_leaves_no_output(minilm, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kernel", ["torch", "onednn"])
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        "torch",
+        pytest.param(
+            "onednn", marks=pytest.mark.skipif(not onednn_available(), reason="no oneDNN")
+        ),
+    ],
+)
 def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path, kernel):
     """Two batches at a time, one torch thread each, on either linear-layer library: identical
     vectors from run to run, within 1e-5 of one batch at a time on all threads (BLAS splits the

@@ -11,6 +11,7 @@ from sklearn.neighbors import NearestNeighbors
 from bertlens import neighbors as nb
 from bertlens.explorer import depth_layer, pair_views
 from bertlens.explorer_page import compact_neighbors
+from bertlens.matmul import onednn_available
 from bertlens.neighbors import (
     chance_jaccard,
     jaccard_rows,
@@ -298,6 +299,7 @@ def test_probe_sentences_are_encoded_in_the_corpus_vectors_precision(minilm, eng
         assert np.abs(fp32["mean"] - stored).max() > 1e-4
 
 
+@pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 def test_probe_sentences_are_encoded_on_the_corpus_vectors_linear_library(
     minilm, english, tmp_path
 ):

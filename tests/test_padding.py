@@ -13,6 +13,7 @@ import torch
 
 from bertlens import padding, padding_encodings
 from bertlens.io import read_json
+from bertlens.matmul import onednn_available
 from bertlens.sampling import sample_rows
 from tests.helpers.runner import fake_snakemake, run_script
 
@@ -97,10 +98,11 @@ def test_sdpa_vs_eager_is_rounding(study):
     assert _worst(study.differences, "sdpa_vs_eager", ("cls", "mean", "pooler")) <= 1e-5
 
 
+@pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 def test_onednn_linear_layers_are_rounding(study):
     """The embedding stage's other linear-layer library moves the vectors by rounding only."""
     worst = _worst(study.differences, "onednn", ("cls", "mean", "pooler"))
-    assert worst <= 1e-5
+    assert 0 < worst <= 1e-5  # 0 would mean the library was not switched
     assert study.verdict.set_index("setting").loc["onednn", "verdict"] == "pass"
 
 

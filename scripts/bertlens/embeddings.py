@@ -109,6 +109,14 @@ def bf16_linear_weights(model, on: bool) -> Iterator[None]:
             p.data = data
 
 
+@contextlib.contextmanager
+def linear_layers(model, bf16: bool, kernel: str) -> Iterator[None]:
+    """The linear layers as the embedding stage runs them: bfloat16 weights under ``bf16``
+    (``bf16_linear_weights``), on the CPU library ``kernel`` in float32 (``matmul``)."""
+    with bf16_linear_weights(model, bf16), linear_kernel(model, kernel):
+        yield
+
+
 def map_batches(fn: Callable[[np.ndarray], Any], batches: Iterable[np.ndarray], workers: int):
     """``fn`` over ``batches``, results in order. With ``workers`` > 1 that many threads each run
     whole batches with one torch thread apiece (restored after). On 2 cores this encodes 7%
@@ -197,7 +205,8 @@ def sentence_embeddings(
     workers = workers or torch.get_num_threads()
     bf16 = bf16_if_supported(bf16, device, "encoding")
     model.to(device)
-    matmul = pick_linear_kernel(cpu_matmul, model, device, bf16)
+    threads = 1 if workers > 1 else torch.get_num_threads()  # what each batch gets
+    matmul = pick_linear_kernel(cpu_matmul, model, device, bf16, threads)
     log.info(
         "encoding %d sentences on %s in %s, linear layers on %s (%s%s)",
         len(ids),
@@ -211,8 +220,7 @@ def sentence_embeddings(
     batches = list(length_sorted_batches(lengths, batch_size))
     # Each file is written under a temporary name and renamed only when all batches are done.
     with contextlib.ExitStack() as stack:
-        stack.enter_context(bf16_linear_weights(model, bf16))
-        stack.enter_context(linear_kernel(model, matmul["kernel"]))
+        stack.enter_context(linear_layers(model, bf16, matmul["kernel"]))
         writers: dict[str, NpyRowWriter] = {}
         meters: dict[str, SpreadMeter] = {}
         for how in wanted:

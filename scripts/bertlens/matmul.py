@@ -1,14 +1,14 @@
 """Which library runs a model's float32 linear layers on the CPU: torch's default or oneDNN.
 
 PyTorch's CPU build sends float32 ``nn.Linear`` products to MKL, and MKL takes its fastest code
-only on Intel CPUs: on an AMD EPYC with AVX-512 it ran at 93-99 GFLOP/s per core where oneDNN,
-which ships inside the same torch build, ran the same products at 198-220 (BERT's shapes, one
-thread). On an Intel Xeon it is the other way round: MKL was 3-10% faster. So the choice is
-measured, not assumed: :func:`pick_linear_kernel` times both on the model's own widest layer and
-takes oneDNN only when it is at least ``MARGIN`` times faster; :func:`linear_kernel` then routes
-the model's linear layers through it while the model encodes. Both compute the same float32
-products in another order of additions: the sentence vectors differ by a few 1e-6 (the padding
-stage's ``onednn`` row measures it on your model).
+only on Intel CPUs: on an AMD EPYC with AVX-512, oneDNN, which ships inside the same torch build,
+ran BERT's products about 2x as fast (``benchmarks/RESULTS.md``). On an Intel Xeon MKL runs at
+the core's peak (oneDNN's linear fused with GELU was 3-10% slower there). So the choice is
+measured, not assumed: :func:`pick_linear_kernel` times both on a product of the shape of the
+model's widest linear layer and takes oneDNN only when it is at least ``MARGIN`` times faster;
+:func:`linear_kernel` then routes the model's linear layers through it while the model encodes.
+Both compute the same float32 products in another order of additions: the sentence vectors
+differ by a few 1e-6 (the padding stage's ``onednn`` row measures it on your model).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 
 from .stage import UserError
 
 KERNELS = ("torch", "onednn")
-MARGIN = 1.2  # oneDNN must be this much faster: the two are within 10% of each other on Intel
+MARGIN = 1.2  # oneDNN must be this much faster to be taken: a clear gain, not noise
 
 
 def onednn_available() -> bool:
@@ -33,15 +32,28 @@ def onednn_available() -> bool:
 
 
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """``F.linear(x, weight, bias)`` by oneDNN (the operator torch.compile emits for it), for
-    inference: it records nothing for autograd."""
+    """``F.linear(x, weight, bias)`` by oneDNN (the operator torch.compile emits for it), in
+    float32, for inference only: it has no backward."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-def linear_rates(in_features: int, out_features: int, rows: int = 512, repeats: int = 5):
+def float32_linears(model) -> list[torch.nn.Linear]:
+    """The model's plain ``nn.Linear`` layers with float32 weights (a subclass may have a forward
+    of its own; a half-precision layer stays with torch)."""
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear)
+        and type(m).forward is torch.nn.Linear.forward
+        and m.weight.dtype == torch.float32
+    ]
+
+
+def linear_rates(in_features: int, out_features: int, threads: int, rows: int = 512, repeats=5):
     """GFLOP/s of a (rows x in_features) by (in_features x out_features) float32 product plus
-    bias on each kernel, with this thread's torch threads; the kernels alternate, and each keeps
-    its best repeat, so a slow spell of a shared machine hits both alike."""
+    bias on each kernel, on ``threads`` torch threads (put back after); the kernels alternate
+    after one warm-up call each, and each keeps its best repeat, so a slow spell of a shared
+    machine hits both alike."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(rows, in_features, generator=gen)
     weight = torch.randn(out_features, in_features, generator=gen) / in_features**0.5
@@ -51,11 +63,18 @@ def linear_rates(in_features: int, out_features: int, rows: int = 512, repeats: 
         "onednn": lambda: onednn_linear(x, weight, bias),
     }
     best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats + 1):  # the first round warms both up
-        for name, fn in runs.items():
-            started = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for fn in runs.values():
             fn()
-            best[name] = min(best[name], time.perf_counter() - started)
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                started = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(before)
     flops = 2 * rows * in_features * out_features
     return {name: round(flops / seconds / 1e9, 1) for name, seconds in best.items()}
 
@@ -65,27 +84,18 @@ def choose_kernel(rates: dict[str, float], margin: float = MARGIN) -> str:
     return "onednn" if rates["onednn"] >= margin * rates["torch"] else "torch"
 
 
-def widest_linear(model) -> tuple[int, int]:
-    """(in_features, out_features) of the model's largest float32 linear layer (BERT's
-    feed-forward), the shape that dominates its time."""
-    shapes = [
-        (m.in_features, m.out_features)
-        for m in model.modules()
-        if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32
-    ]
-    return max(shapes, key=lambda s: s[0] * s[1], default=(0, 0))
-
-
-def pick_linear_kernel(choice: str, model, device: str, bf16: bool) -> dict[str, Any]:
-    """The kernel for ``model``'s linear layers and why: ``torch`` on a GPU and under bf16
-    (autocast already runs those products in oneDNN on a CPU), the one ``choice`` names, or with
-    ``auto`` the one measured faster on this CPU (``choose_kernel``). Returns {kernel, choice,
-    reason} and, when measured, the rates (GFLOP/s) and the shape."""
+def pick_linear_kernel(choice: str, model, device: str, bf16: bool, threads: int) -> dict:
+    """The library for ``model``'s linear layers and why: {kernel, choice, reason}, plus the
+    rates (GFLOP/s), the shape and the threads when measured. ``torch`` on a GPU, under bf16
+    (autocast picks its own CPU kernels) and for a model without float32 linear layers; else the
+    one ``choice`` names, or with ``auto`` oneDNN when it ran ``MARGIN`` times torch's rate on
+    ``threads`` threads (the threads each batch gets) and on the shape of the widest layer."""
     if choice not in ("auto", *KERNELS):
         raise ValueError(f"unknown cpu_matmul {choice!r}; known: auto, {', '.join(KERNELS)}")
-    if device != "cpu" or bf16:
-        why = "bf16 autocast" if device == "cpu" else f"device {device}"
-        return {"kernel": "torch", "choice": choice, "reason": f"{why}: torch's own kernels"}
+    layers = float32_linears(model)
+    if device != "cpu" or bf16 or not layers:
+        why = "bf16 autocast" if bf16 else (f"device {device}" if layers else "no float32 layer")
+        return {"kernel": "torch", "choice": choice, "reason": f"{why}: torch's own choice"}
     if not onednn_available():
         if choice == "onednn":
             raise UserError(
@@ -95,32 +105,37 @@ def pick_linear_kernel(choice: str, model, device: str, bf16: bool) -> dict[str,
         return {"kernel": "torch", "choice": choice, "reason": "this torch build has no oneDNN"}
     if choice != "auto":
         return {"kernel": choice, "choice": choice, "reason": "set in the config"}
-    shape = widest_linear(model)
-    if not shape[0]:
-        return {"kernel": "torch", "choice": choice, "reason": "no float32 linear layer"}
-    rates = linear_rates(*shape)
-    kernel = choose_kernel(rates)
+    widest = max(layers, key=lambda m: m.in_features * m.out_features)
+    shape = [widest.in_features, widest.out_features]
+    try:
+        rates = linear_rates(*shape, threads=threads)
+    except RuntimeError as err:  # oneDNN refused this CPU or shape: stay with torch
+        return {"kernel": "torch", "choice": choice, "reason": f"oneDNN failed: {err}"}
     return {
-        "kernel": kernel,
+        "kernel": choose_kernel(rates),
         "choice": choice,
-        "reason": f"measured on this CPU (oneDNN taken from {MARGIN}x torch's rate)",
+        "reason": f"measured on this CPU (oneDNN from {MARGIN}x torch's rate)",
         "gflops": rates,
-        "shape": list(shape),
+        "shape": shape,
+        "threads": threads,
     }
 
 
 @contextlib.contextmanager
 def linear_kernel(model, kernel: str) -> Iterator[None]:
-    """Meanwhile ``model``'s float32 linear layers run on ``kernel`` (``torch`` leaves them as
-    they are); put back after, also on error. For inference only (no autograd through oneDNN)."""
-    patched = []
+    """Meanwhile ``model``'s float32 linear layers (``float32_linears``) run on ``kernel``
+    (``torch`` leaves them as they are); each layer's own ``forward`` is put back after, also on
+    error. For inference only (oneDNN's operator has no backward)."""
+    saved = []
     try:
-        for m in model.modules() if kernel == "onednn" else ():
-            if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32:
-                bias = None if m.bias is None else m.bias.detach()
-                m.forward = functools.partial(onednn_linear, weight=m.weight.detach(), bias=bias)
-                patched.append(m)
+        for m in float32_linears(model) if kernel == "onednn" else ():
+            saved.append((m, vars(m).get("forward")))
+            bias = None if m.bias is None else m.bias.detach()
+            m.forward = functools.partial(onednn_linear, weight=m.weight.detach(), bias=bias)
         yield
     finally:
-        for m in patched:
-            del m.forward
+        for m, forward in saved:
+            if forward is None:
+                del m.forward
+            else:
+                m.forward = forward

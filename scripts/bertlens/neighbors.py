@@ -790,17 +790,12 @@ def encode_sentences(
     {pooling: (layers + 1, texts, hidden)} (pooler: (1, texts, hidden))."""
     import torch
 
-    from .embeddings import bf16_linear_weights, encode
-    from .matmul import linear_kernel
+    from .embeddings import encode, linear_layers
     from .tokenstats import tokenize_texts
 
     out: dict[str, list[np.ndarray]] = {p: [] for p in poolings}
     tokens = tokenize_texts(tokenizer, list(texts), max_length)
-    with (
-        torch.inference_mode(),
-        bf16_linear_weights(model, bf16),
-        linear_kernel(model, kernel),
-    ):
+    with torch.inference_mode(), linear_layers(model, bf16, kernel):
         for ids in tokens["input_ids"]:
             input_ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None, :]
             pooled = encode(model, input_ids, torch.ones_like(input_ids), poolings, bf16)

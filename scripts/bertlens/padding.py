@@ -3,8 +3,9 @@
 A sentence encoded *alone* (batch size 1, no padding) is the reference. The same sentence is then
 encoded inside padded batches (with a partner sentence of a configured length in the batch) and
 under other numeric settings (bf16 autocast, eager instead of SDPA attention, oneDNN instead of
-torch's own linear layers, left instead of right padding, GPU instead of CPU). Every comparison is made on the sentence's real tokens only, per
-layer (0 = embedding output, then every encoder layer) and per pooling:
+torch's own linear layers, left instead of right padding, GPU instead of CPU). Every comparison
+is made on the sentence's real tokens only, per layer (0 = embedding output, then every encoder
+layer) and per pooling:
 
 * ``cls``: the first token's vector;
 * ``mean``: the mean over the real tokens;
@@ -32,7 +33,7 @@ import pandas as pd
 import torch
 
 from .io import write_html_table, write_json, write_table
-from .matmul import linear_kernel, onednn_available
+from .matmul import float32_linears, linear_kernel, onednn_available
 from .models import attention_implementation, model_has_pooler, use_attention
 from .padding_encodings import (
     Encoding,
@@ -190,8 +191,9 @@ class _Comparisons:
 
     def onednn(self, alone: Encoding) -> None:
         """The embedding stage's other CPU library for the linear layers (``matmul``)."""
-        if not onednn_available():
-            self.skipped["onednn"] = "this torch build has no oneDNN"
+        if not onednn_available() or not float32_linears(self.model):
+            why = "no float32 linear layer" if onednn_available() else "no oneDNN in this torch"
+            self.skipped["onednn"] = f"{why}: nothing to compare"
             return
 
         def step() -> None:
