@@ -16,10 +16,10 @@ from bertlens.embeddings import (
     pool,
     sentence_embeddings,
 )
-from bertlens.matmul import onednn_available
 from bertlens.stage import UserError, has_bf16_units
 from bertlens.tokenstats import token_counts, tokenize_texts
 from bertlens.vocab_matrix import vocab_matrix
+from tests.helpers.checks import needs_onednn
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +130,7 @@ def test_failed_encoding_leaves_no_output(minilm, tmp_path):
     "kernel",
     [
         "torch",
-        pytest.param(
-            "onednn", marks=pytest.mark.skipif(not onednn_available(), reason="no oneDNN")
-        ),
+        pytest.param("onednn", marks=needs_onednn),
     ],
 )
 def test_worker_threads_give_the_same_vectors(minilm, sentences, tmp_path, kernel):

@@ -15,14 +15,14 @@ from bertlens.matmul import (
     float32_linears,
     linear_kernel,
     linear_rates,
-    onednn_available,
     onednn_linear,
     pick_linear_kernel,
 )
 from bertlens.stage import UserError
 from bertlens.tokenstats import tokenize_texts
+from tests.helpers.checks import needs_onednn
 
-pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+pytestmark = needs_onednn
 
 
 def _linears(model):
@@ -93,7 +93,7 @@ def test_half_precision_and_subclassed_layers_stay_with_torch():
     only_half = torch.nn.Sequential(torch.nn.Linear(4, 8).bfloat16())
     picked = pick_linear_kernel("onednn", only_half, "cpu", bf16=False, threads=1)
     assert picked["kernel"] == "torch"  # nothing would run on oneDNN, so the facts say torch
-    assert "no float32 layer" in picked["reason"]
+    assert "no float32 linear layer" in picked["reason"]
 
 
 def test_auto_measures_the_widest_layer_on_the_threads_each_batch_gets(minilm):

@@ -11,7 +11,6 @@ from sklearn.neighbors import NearestNeighbors
 from bertlens import neighbors as nb
 from bertlens.explorer import depth_layer, pair_views
 from bertlens.explorer_page import compact_neighbors
-from bertlens.matmul import onednn_available
 from bertlens.neighbors import (
     chance_jaccard,
     jaccard_rows,
@@ -27,6 +26,7 @@ from bertlens.neighbors import (
     sentence_knn_all,
 )
 from bertlens.stage import UserError
+from tests.helpers.checks import needs_onednn
 
 
 def brute_knn(x: np.ndarray, k: int, rows=None) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +299,7 @@ def test_probe_sentences_are_encoded_in_the_corpus_vectors_precision(minilm, eng
         assert np.abs(fp32["mean"] - stored).max() > 1e-4
 
 
-@pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+@needs_onednn
 def test_probe_sentences_are_encoded_on_the_corpus_vectors_linear_library(
     minilm, english, tmp_path
 ):

@@ -13,8 +13,8 @@ import torch
 
 from bertlens import padding, padding_encodings
 from bertlens.io import read_json
-from bertlens.matmul import onednn_available
 from bertlens.sampling import sample_rows
+from tests.helpers.checks import needs_onednn
 from tests.helpers.runner import fake_snakemake, run_script
 
 
@@ -98,7 +98,7 @@ def test_sdpa_vs_eager_is_rounding(study):
     assert _worst(study.differences, "sdpa_vs_eager", ("cls", "mean", "pooler")) <= 1e-5
 
 
-@pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+@needs_onednn
 def test_onednn_linear_layers_are_rounding(study):
     """The embedding stage's other linear-layer library moves the vectors by rounding only."""
     worst = _worst(study.differences, "onednn", ("cls", "mean", "pooler"))

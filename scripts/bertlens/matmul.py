@@ -49,7 +49,18 @@ def float32_linears(model) -> list[torch.nn.Linear]:
     ]
 
 
-def linear_rates(in_features: int, out_features: int, threads: int, rows: int = 512, repeats=5):
+def onednn_unusable(model) -> str | None:
+    """Why oneDNN cannot run ``model``'s linear layers here, or None when it can."""
+    if not float32_linears(model):
+        return "no float32 linear layer"
+    if not onednn_available():
+        return "this torch build has no oneDNN"
+    return None
+
+
+def linear_rates(
+    in_features: int, out_features: int, threads: int, rows: int = 512, repeats: int = 5
+):
     """GFLOP/s of a (rows x in_features) by (in_features x out_features) float32 product plus
     bias on each kernel, on ``threads`` torch threads (put back after); the kernels alternate
     after one warm-up call each, and each keeps its best repeat, so a slow spell of a shared
@@ -92,20 +103,20 @@ def pick_linear_kernel(choice: str, model, device: str, bf16: bool, threads: int
     ``threads`` threads (the threads each batch gets) and on the shape of the widest layer."""
     if choice not in ("auto", *KERNELS):
         raise ValueError(f"unknown cpu_matmul {choice!r}; known: auto, {', '.join(KERNELS)}")
-    layers = float32_linears(model)
-    if device != "cpu" or bf16 or not layers:
-        why = "bf16 autocast" if bf16 else (f"device {device}" if layers else "no float32 layer")
+    if device != "cpu" or bf16:
+        why = "bf16 autocast" if bf16 else f"device {device}"
         return {"kernel": "torch", "choice": choice, "reason": f"{why}: torch's own choice"}
-    if not onednn_available():
-        if choice == "onednn":
+    unusable = onednn_unusable(model)
+    if unusable:
+        if choice == "onednn" and "oneDNN" in unusable:
             raise UserError(
                 "embeddings.cpu_matmul is onednn but this torch build has no oneDNN; "
                 "set it to auto or torch"
             )
-        return {"kernel": "torch", "choice": choice, "reason": "this torch build has no oneDNN"}
+        return {"kernel": "torch", "choice": choice, "reason": f"{unusable}: torch's own choice"}
     if choice != "auto":
         return {"kernel": choice, "choice": choice, "reason": "set in the config"}
-    widest = max(layers, key=lambda m: m.in_features * m.out_features)
+    widest = max(float32_linears(model), key=lambda m: m.in_features * m.out_features)
     shape = [widest.in_features, widest.out_features]
     try:
         rates = linear_rates(*shape, threads=threads)

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from .io import write_html_table, write_json, write_table
-from .matmul import float32_linears, linear_kernel, onednn_available
+from .matmul import linear_kernel, onednn_unusable
 from .models import attention_implementation, model_has_pooler, use_attention
 from .padding_encodings import (
     Encoding,
@@ -191,9 +191,9 @@ class _Comparisons:
 
     def onednn(self, alone: Encoding) -> None:
         """The embedding stage's other CPU library for the linear layers (``matmul``)."""
-        if not onednn_available() or not float32_linears(self.model):
-            why = "no float32 linear layer" if onednn_available() else "no oneDNN in this torch"
-            self.skipped["onednn"] = f"{why}: nothing to compare"
+        unusable = onednn_unusable(self.model)
+        if unusable:
+            self.skipped["onednn"] = f"{unusable}: nothing to compare"
             return
 
         def step() -> None:

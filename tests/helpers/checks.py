@@ -1,5 +1,5 @@
 """Small checks shared by the failure tests: a message is one line, a model spec of a folder, the
-files a folder holds."""
+files a folder holds; the mark of tests that need oneDNN."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bertlens.matmul import onednn_available
 from bertlens.models import ModelSpec
+
+# for tests of the linear layers on oneDNN (every torch CPU wheel has it)
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
