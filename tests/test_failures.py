@@ -87,6 +87,21 @@ def test_empty_sheet(tmp_path):
     assert "found: no columns; give the file a header row with these names" in msg
 
 
+def test_half_precision_checkpoint_is_analysed_in_float32(tmp_path, tiny_model):
+    """A user's model saved in bfloat16 (common for downloads): every stage gets float32 weights
+    (its values exactly), not a model that computes in bfloat16 while the facts say float32."""
+    from transformers import AutoModel
+
+    shutil.copytree(tiny_model, tmp_path / "bf16")
+    stored = AutoModel.from_pretrained(tiny_model).to(torch.bfloat16)
+    stored.save_pretrained(tmp_path / "bf16")
+    spec = path_spec("tiny-bf16", tmp_path / "bf16")
+    model = load_model(spec, location(spec))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    for (name, p), (_, q) in zip(model.named_parameters(), stored.named_parameters(), strict=True):
+        assert torch.equal(p, q.float()), name
+
+
 def test_small_corpus_is_fine_for_embeddings(tmp_path, tiny_model):
     """Fewer sentences than embeddings.batch_size: one short batch, correct shapes. (The t-SNE of so
     few points then stops with the perplexity message, which names the fix.)"""

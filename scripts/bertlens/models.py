@@ -300,13 +300,20 @@ def load_model(
 
     ``head="base"`` gives the encoder (``AutoModel``); a pooler whose weights the checkpoint lacks
     (a model trained with an MLM head only) is dropped rather than left randomly initialised.
-    ``head="mlm"`` gives ``AutoModelForMaskedLM``.
+    ``head="mlm"`` gives ``AutoModelForMaskedLM``. Always in float32, whatever the checkpoint
+    stores (transformers would keep a bfloat16 or float16 checkpoint in its own type, and every
+    stage would then compute in it unannounced); bf16 is the stages' opt-in (autocast).
     """
+    import torch
     from safetensors import SafetensorError
     from transformers import AutoModel, AutoModelForMaskedLM
 
     cls = AutoModelForMaskedLM if head == "mlm" else AutoModel
-    kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": False}
+    kwargs: dict[str, Any] = {
+        "revision": spec.revision,
+        "trust_remote_code": False,
+        "dtype": torch.float32,
+    }
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
