@@ -49,12 +49,17 @@ def float32_linears(model) -> list[torch.nn.Linear]:
     ]
 
 
+NO_FLOAT32 = "no float32 linear layer"
+NO_ONEDNN = "this torch build has no oneDNN"
+
+
 def onednn_unusable(model) -> str | None:
-    """Why oneDNN cannot run ``model``'s linear layers here, or None when it can."""
+    """Why oneDNN cannot run ``model``'s linear layers here (``NO_FLOAT32``, ``NO_ONEDNN``), or
+    None when it can."""
     if not float32_linears(model):
-        return "no float32 linear layer"
+        return NO_FLOAT32
     if not onednn_available():
-        return "this torch build has no oneDNN"
+        return NO_ONEDNN
     return None
 
 
@@ -108,7 +113,7 @@ def pick_linear_kernel(choice: str, model, device: str, bf16: bool, threads: int
         return {"kernel": "torch", "choice": choice, "reason": f"{why}: torch's own choice"}
     unusable = onednn_unusable(model)
     if unusable:
-        if choice == "onednn" and "oneDNN" in unusable:
+        if choice == "onednn" and unusable == NO_ONEDNN:
             raise UserError(
                 "embeddings.cpu_matmul is onednn but this torch build has no oneDNN; "
                 "set it to auto or torch"
